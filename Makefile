@@ -1,0 +1,47 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/pluggedin
+HOST_PORT ?= 127.0.0.1:8000
+
+.PHONY: install run test test-sqlite test-postgres lint format bench clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+.env:
+	cp .env.example .env
+
+## Serve on 127.0.0.1:8000 with the in-process scheduler, on the embedded SQLite database.
+run: install .env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py runserver $(HOST_PORT)
+
+## The whole suite, on SQLite and then on PostgreSQL (which must be running).
+test: test-sqlite test-postgres
+
+test-sqlite: install
+	DATABASE_URL=sqlite:///$(CURDIR)/test.sqlite3 $(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres: install
+	DATABASE_URL=$(POSTGRES_TEST_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

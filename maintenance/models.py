@@ -1,0 +1,97 @@
+"""The run log (`maintenance_task_runs`) and the lease table behind the non-PostgreSQL lock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import models
+from django.utils import timezone
+
+
+class Trigger(models.TextChoices):
+    COMMAND = "command", "Management command"
+    HTTP = "http", "HTTP endpoint"
+    CRON = "cron", "System crontab"
+    SCHEDULER = "scheduler", "In-process scheduler"
+    ADMIN = "admin", "Django admin"
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class TaskRunQuerySet(models.QuerySet):
+    def for_task(self, task: str) -> TaskRunQuerySet:
+        return self.filter(task=task)
+
+    def succeeded(self) -> TaskRunQuerySet:
+        return self.filter(status=RunStatus.SUCCEEDED)
+
+    def last_run(self, task: str) -> TaskRun | None:
+        return self.for_task(task).order_by("-started_at", "-id").first()
+
+    def last_success(self, task: str) -> TaskRun | None:
+        return self.for_task(task).succeeded().order_by("-started_at", "-id").first()
+
+    def succeeded_since(self, task: str, since: datetime) -> bool:
+        """True when any trigger finished this task successfully after `since`."""
+        return self.for_task(task).succeeded().filter(started_at__gte=since).exists()
+
+
+class TaskRun(models.Model):
+    task = models.CharField(max_length=64)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    host = models.CharField(max_length=255, blank=True, default="")
+    pid = models.PositiveIntegerField(null=True, blank=True)
+
+    objects = TaskRunQuerySet.as_manager()
+
+    class Meta:
+        db_table = "maintenance_task_runs"
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["task", "status", "-started_at"], name="task_runs_task_status_idx"
+            ),
+            models.Index(fields=["started_at"], name="task_runs_started_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task} #{self.pk} ({self.status})"
+
+
+class TaskLockQuerySet(models.QuerySet):
+    def take_over_expired(self, task: str, owner: str, until: datetime) -> bool:
+        updated = self.filter(task=task, expires_at__lt=timezone.now()).update(
+            owner=owner, acquired_at=timezone.now(), expires_at=until
+        )
+        return updated == 1
+
+    def release(self, task: str, owner: str) -> None:
+        self.filter(task=task, owner=owner).delete()
+
+
+class TaskLock(models.Model):
+    """A lease row per running task, for databases without advisory locks (SQLite, ...)."""
+
+    task = models.CharField(max_length=64, primary_key=True)
+    owner = models.CharField(max_length=128)
+    acquired_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    objects = TaskLockQuerySet.as_manager()
+
+    class Meta:
+        db_table = "maintenance_task_locks"
+
+    def __str__(self) -> str:
+        return f"{self.task} held by {self.owner} until {self.expires_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,207 @@
+"""`run_task`: the one way any trigger runs a task.
+
+It checks the task's gate, takes the single-flight lock, records the run in the run log
+and calls the task function. Every outcome, including a database outage before anything
+could be recorded, comes back as a `RunOutcome`; nothing is swallowed and nothing raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.utils import timezone
+
+from . import registry
+from .locks import task_lock
+from .models import RunStatus, TaskRun
+
+logger = logging.getLogger("maintenance.runner")
+
+
+@dataclass
+class RunOutcome:
+    task: str
+    trigger: str
+    status: str
+    message: str = ""
+    result: Mapping[str, Any] = field(default_factory=dict)
+    error: str = ""
+    run_id: int | None = None
+    finished_at: datetime = field(default_factory=timezone.now)
+    duration_ms: int = 0
+    exception: BaseException | None = None
+    traceback: str = ""
+    gated: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.status == RunStatus.FAILED
+
+    @property
+    def skipped(self) -> bool:
+        return self.status == RunStatus.SKIPPED
+
+    @property
+    def success(self) -> bool:
+        """Skipping because another runner holds the task is success; a closed gate is not."""
+        return not self.failed and not self.gated
+
+    @property
+    def http_status(self) -> int:
+        return 500 if self.failed else 200
+
+    def body(self, *, debug: bool = False) -> dict[str, Any]:
+        """The JSON body shared by the HTTP views and `--json` on the commands."""
+        common = {
+            "task": self.task,
+            "timestamp": self.finished_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "durationMs": self.duration_ms,
+            "runId": self.run_id,
+        }
+        if self.failed:
+            body = {"success": False, "error": self.error, **common}
+            if debug and self.traceback:
+                body["traceback"] = self.traceback
+            return body
+        body = {"success": self.success, "message": self.message, **common, **self.result}
+        if self.skipped:
+            body["skipped"] = True
+        return body
+
+
+def run_task(name: str, trigger: str, **options: Any) -> RunOutcome:
+    """Run task `name` once on behalf of `trigger`; see the module docstring."""
+    started = time.monotonic()
+    try:
+        task = registry.get(name)
+        outcome = _run_registered(task, trigger, started, options)
+    except Exception as exc:  # a database outage before the run could be recorded
+        outcome = _failure(name, trigger, started, exc, run=None)
+    _log(outcome)
+    return outcome
+
+
+def _run_registered(
+    task: registry.Task, trigger: str, started: float, options: dict[str, Any]
+) -> RunOutcome:
+    reason = task.blocked_reason()
+    if reason:
+        return _record_skip(task.name, trigger, started, reason, gated=True)
+    with task_lock(task.name) as held:
+        if not held:
+            reason = f"Skipped: another runner is already running {task.name}"
+            return _record_skip(task.name, trigger, started, reason)
+        run = TaskRun.objects.create(task=task.name, trigger=trigger, **_where())
+        logger.info(
+            "maintenance.task.started task=%s trigger=%s run=%s", task.name, trigger, run.pk
+        )
+        try:
+            result = dict(task.func(**options))
+        except Exception as exc:
+            return _failure(task.name, trigger, started, exc, run=run)
+        return _finish(run, started, RunStatus.SUCCEEDED, result, message=task.describe(result))
+
+
+def _record_skip(
+    name: str, trigger: str, started: float, reason: str, gated: bool = False
+) -> RunOutcome:
+    run = TaskRun.objects.create(task=name, trigger=trigger, **_where())
+    outcome = _finish(run, started, RunStatus.SKIPPED, {"reason": reason}, message=reason)
+    outcome.result = {}
+    outcome.gated = gated
+    return outcome
+
+
+def _failure(
+    name: str, trigger: str, started: float, exc: Exception, run: TaskRun | None
+) -> RunOutcome:
+    error = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+    outcome = RunOutcome(
+        task=name,
+        trigger=trigger,
+        status=RunStatus.FAILED,
+        error=error,
+        exception=exc,
+        traceback=traceback.format_exc(),
+        duration_ms=_elapsed_ms(started),
+    )
+    if run is not None:
+        try:
+            _finish(run, started, RunStatus.FAILED, {}, error=error)
+            outcome.run_id = run.pk
+        except Exception:  # the database went away mid-run; the error still reaches the caller
+            logger.warning("maintenance.run.record_failed task=%s run=%s", name, run.pk)
+            outcome.run_id = run.pk
+    return outcome
+
+
+def _finish(
+    run: TaskRun,
+    started: float,
+    status: str,
+    result: Mapping[str, Any],
+    message: str = "",
+    error: str = "",
+) -> RunOutcome:
+    run.status = status
+    run.finished_at = timezone.now()
+    run.duration_ms = _elapsed_ms(started)
+    run.result = dict(result)
+    run.error = error
+    run.save(update_fields=["status", "finished_at", "duration_ms", "result", "error"])
+    return RunOutcome(
+        task=run.task,
+        trigger=run.trigger,
+        status=status,
+        message=message,
+        result=result,
+        error=error,
+        run_id=run.pk,
+        finished_at=run.finished_at,
+        duration_ms=run.duration_ms,
+    )
+
+
+def _where() -> dict[str, Any]:
+    return {"host": socket.gethostname()[:255], "pid": os.getpid()}
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _log(outcome: RunOutcome) -> None:
+    if outcome.failed:
+        logger.error(
+            "maintenance.task.failed task=%s trigger=%s run=%s error=%s",
+            outcome.task,
+            outcome.trigger,
+            outcome.run_id,
+            outcome.error,
+        )
+    elif outcome.skipped:
+        logger.info(
+            "maintenance.task.skipped task=%s trigger=%s run=%s reason=%s",
+            outcome.task,
+            outcome.trigger,
+            outcome.run_id,
+            outcome.message,
+        )
+    else:
+        counts = " ".join(f"{key}={value}" for key, value in outcome.result.items())
+        logger.info(
+            "maintenance.task.finished task=%s trigger=%s run=%s duration_ms=%s %s",
+            outcome.task,
+            outcome.trigger,
+            outcome.run_id,
+            outcome.duration_ms,
+            counts,
+        )

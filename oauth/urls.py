@@ -1,0 +1,7 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("cleanup-pkce", views.CleanupPKCEView.as_view(), name="cleanup-pkce"),
+]

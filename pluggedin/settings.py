@@ -1,0 +1,156 @@
+"""Settings for the pluggedin maintenance project.
+
+Every knob is an environment variable (django-environ); a `.env` file at the project root is
+read when present, without overriding variables already in the environment. Defaults are
+the safe ones: DEBUG off, task endpoints closed until CRON_SECRET is set.
+"""
+
+import os
+import warnings
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+_ENV_FILE = os.environ.get("PLUGGEDIN_ENV_FILE", str(BASE_DIR / ".env"))
+if _ENV_FILE and Path(_ENV_FILE).is_file():
+    env.read_env(_ENV_FILE)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY (or DEBUG=true for local development)."
+        )
+    SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_crontab",
+    "maintenance",
+    "oauth",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pluggedin.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "pluggedin.wsgi.application"
+ASGI_APPLICATION = "pluggedin.asgi.application"
+
+
+def _database() -> dict:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an unknown scheme is reported below, once
+            config = env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+    except Exception as exc:  # django-environ raises several types for a bad URL
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
+    if not config.get("ENGINE"):
+        raise ImproperlyConfigured("DATABASE_URL names an unsupported database scheme.")
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Several runners (cron, HTTP, scheduler) share one file: wait for the write lock
+        # instead of failing, and take it up front so transactions never deadlock.
+        config.setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
+    return config
+
+
+DATABASES = {"default": _database()}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Maintenance tasks (see README "Configuration"; defaults documented in .env.example) ---
+
+CRON_SECRET = env.str("CRON_SECRET", default="") or None
+CLOUD_DEPLOY = env.bool("CLOUD_DEPLOY", default=False)
+ENABLE_WELCOME_EMAILS = env.bool("ENABLE_WELCOME_EMAILS", default=True)
+APP_URL = env.str("APP_URL", default="http://localhost:8000").rstrip("/")
+
+IN_PROCESS_SCHEDULER = env.bool("IN_PROCESS_SCHEDULER", default=True)
+
+PKCE_STATE_TTL_SECONDS = env.int("PKCE_STATE_TTL_SECONDS", default=600)
+OAUTH_SESSION_TTL_SECONDS = env.int("OAUTH_SESSION_TTL_SECONDS", default=900)
+
+PKCE_CLEANUP_CRON = env.str("PKCE_CLEANUP_CRON", default="*/10 * * * *")
+SCHEDULED_EMAILS_CRON = env.str("SCHEDULED_EMAILS_CRON", default="0 * * * *")
+OAUTH_SESSION_CLEANUP_CRON = env.str("OAUTH_SESSION_CLEANUP_CRON", default="0 * * * *")
+
+MAINTENANCE_DELETE_BATCH_SIZE = env.int("MAINTENANCE_DELETE_BATCH_SIZE", default=10000)
+MAINTENANCE_LOCK_LEASE_SECONDS = env.int("MAINTENANCE_LOCK_LEASE_SECONDS", default=900)
+
+# --- Email ---
+
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Plugged.in <noreply@localhost>")
+
+# --- Logging ---
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "maintenance": {"level": LOG_LEVEL},
+        "oauth": {"level": LOG_LEVEL},
+        "emails": {"level": LOG_LEVEL},
+    },
+}

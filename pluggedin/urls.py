@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from maintenance.views import healthz
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("api/oauth/", include("oauth.urls")),
+]

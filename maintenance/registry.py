@@ -23,7 +23,9 @@ class Task:
 
     `func` does the work and returns JSON-serialisable counts; `message` is formatted with
     those counts for humans. `gate` returns a reason when the task must not run at all in
-    this deployment (for example email sending outside the cloud), or None.
+    this deployment (for example email sending outside the cloud), or None. `backlog`
+    counts the work waiting for the task (for the status endpoint); `options` names the
+    keyword arguments `func` accepts from the front doors (e.g. `dry_run`).
     """
 
     name: str
@@ -35,6 +37,7 @@ class Task:
     run_at_startup: bool = False
     gate: Callable[[], str | None] | None = None
     options: frozenset[str] = field(default_factory=frozenset)
+    backlog: Callable[[], Mapping[str, int]] | None = None
 
     @property
     def setting_prefix(self) -> str:
@@ -53,6 +56,9 @@ class Task:
 
     def blocked_reason(self) -> str | None:
         return self.gate() if self.gate else None
+
+    def pending(self) -> dict[str, int]:
+        return dict(self.backlog()) if self.backlog else {}
 
     def describe(self, result: Mapping[str, Any]) -> str:
         return self.message.format_map(_Defaulting(result))

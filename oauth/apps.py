@@ -11,7 +11,7 @@ class OAuthConfig(AppConfig):
     def ready(self) -> None:
         from maintenance import registry
 
-        from .cleanup import cleanup_pkce_states
+        from .cleanup import cleanup_pkce_states, pkce_backlog
 
         registry.register(
             registry.Task(
@@ -23,5 +23,6 @@ class OAuthConfig(AppConfig):
                 interval=timedelta(minutes=10),
                 run_at_startup=True,
                 options=frozenset({"dry_run"}),
+                backlog=pkce_backlog,
             )
         )

@@ -11,3 +11,7 @@ def cleanup_pkce_states(*, dry_run: bool = False) -> dict[str, int | bool]:
     if dry_run:
         return {"deletedCount": 0, "expiredCount": count, "dryRun": True}
     return {"deletedCount": count}
+
+
+def pkce_backlog() -> dict[str, int]:
+    return {"expiredPkceStates": PKCEState.objects.expired().count()}

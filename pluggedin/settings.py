@@ -5,6 +5,7 @@ read when present, without overriding variables already in the environment. Defa
 the safe ones: DEBUG off, task endpoints closed until CRON_SECRET is set.
 """
 
+import importlib.util
 import os
 import warnings
 from pathlib import Path
@@ -74,6 +75,13 @@ WSGI_APPLICATION = "pluggedin.wsgi.application"
 ASGI_APPLICATION = "pluggedin.asgi.application"
 
 
+def _importable(module: str) -> bool:
+    try:
+        return bool(module) and importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
 def _database() -> dict:
     try:
         with warnings.catch_warnings():
@@ -81,7 +89,7 @@ def _database() -> dict:
             config = env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
     except Exception as exc:  # django-environ raises several types for a bad URL
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
-    if not config.get("ENGINE"):
+    if not _importable(config.get("ENGINE", "")):
         raise ImproperlyConfigured("DATABASE_URL names an unsupported database scheme.")
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Several runners (cron, HTTP, scheduler) share one file: wait for the write lock

@@ -55,9 +55,8 @@ def test_an_expired_lease_is_taken_over(settings):
     if connection.vendor == "postgresql":
         pytest.skip("PostgreSQL uses advisory locks, released by the server")
     settings.MAINTENANCE_LOCK_LEASE_SECONDS = -1  # every lease is born expired
-    with task_lock("demo") as first:
-        with task_lock("demo") as second:
-            assert first and second
+    with task_lock("demo") as first, task_lock("demo") as second:
+        assert first and second
     assert not TaskLock.objects.exists()
 
 

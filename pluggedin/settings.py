@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django_crontab",
     "maintenance",
     "oauth",
+    "emails",
 ]
 
 MIDDLEWARE = [
@@ -141,6 +142,15 @@ MAINTENANCE_LOCK_LEASE_SECONDS = env.int("MAINTENANCE_LOCK_LEASE_SECONDS", defau
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Plugged.in <noreply@localhost>")
+
+# Onboarding email processing (see README "Onboarding emails").
+SCHEDULED_EMAILS_MAX_ATTEMPTS = env.int("SCHEDULED_EMAILS_MAX_ATTEMPTS", default=5)
+SCHEDULED_EMAILS_BACKOFF_SECONDS = env.int("SCHEDULED_EMAILS_BACKOFF_SECONDS", default=300)
+SCHEDULED_EMAILS_MAX_LATENESS_HOURS = env.int("SCHEDULED_EMAILS_MAX_LATENESS_HOURS", default=48)
+SCHEDULED_EMAILS_LEASE_SECONDS = env.int("SCHEDULED_EMAILS_LEASE_SECONDS", default=900)
+SCHEDULED_EMAILS_BATCH_SIZE = env.int("SCHEDULED_EMAILS_BATCH_SIZE", default=100)
+SCHEDULED_EMAILS_LIMIT = env.int("SCHEDULED_EMAILS_LIMIT", default=10000)
+SCHEDULED_EMAILS_MAX_SECONDS = env.float("SCHEDULED_EMAILS_MAX_SECONDS", default=600)
 
 # --- Logging ---
 

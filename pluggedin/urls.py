@@ -7,4 +7,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/oauth/", include("oauth.urls")),
+    path("api/emails/", include("emails.urls")),
+    path("emails/", include("emails.unsubscribe_urls")),
 ]

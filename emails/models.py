@@ -1,0 +1,141 @@
+"""Onboarding emails waiting to be sent (`scheduled_emails`) and per-user opt-outs
+(`email_preferences`).
+
+A row's life: `pending` until due, `sending` while a runner holds its lease, then `sent`,
+`failed` (attempts exhausted, error kept) or `cancelled` (opted out, user gone, too late).
+A `sending` row whose lease (`claimed_until`) has passed belonged to a runner that died;
+it is claimable again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class EmailType(models.TextChoices):
+    WELCOME = "welcome", "Welcome"
+    DAY3 = "day3", "Day 3 follow-up"
+    DAY7 = "day7", "Day 7 follow-up"
+
+
+class EmailStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ScheduledEmailQuerySet(models.QuerySet):
+    def due(self, now: datetime | None = None) -> ScheduledEmailQuerySet:
+        return self.filter(status=EmailStatus.PENDING, scheduled_for__lte=now or timezone.now())
+
+    def claimable(self, now: datetime) -> ScheduledEmailQuerySet:
+        """Due rows, plus rows whose runner died holding them (lease passed)."""
+        pending = Q(status=EmailStatus.PENDING, scheduled_for__lte=now)
+        abandoned = Q(status=EmailStatus.SENDING, claimed_until__lt=now)
+        return self.filter(pending | abandoned)
+
+    def in_flight(self) -> ScheduledEmailQuerySet:
+        return self.filter(status=EmailStatus.SENDING)
+
+    def failed(self) -> ScheduledEmailQuerySet:
+        return self.filter(status=EmailStatus.FAILED)
+
+    def unsent(self) -> ScheduledEmailQuerySet:
+        return self.filter(status__in=[EmailStatus.PENDING, EmailStatus.SENDING])
+
+    def stale(self, cutoff: datetime) -> ScheduledEmailQuerySet:
+        return self.filter(status=EmailStatus.PENDING, scheduled_for__lt=cutoff)
+
+    def of_unreachable_users(self) -> ScheduledEmailQuerySet:
+        """Pending rows whose user opted out, was deactivated or has no address."""
+        return self.filter(status=EmailStatus.PENDING).filter(
+            Q(user__email_preference__onboarding_opt_out=True)
+            | Q(user__is_active=False)
+            | Q(user__email="")
+        )
+
+    def cancel(self, error: str = "") -> int:
+        return self.update(status=EmailStatus.CANCELLED, claimed_until=None, last_error=error)
+
+    def retry_now(self) -> int:
+        """Put failed or cancelled rows back in the queue with a fresh attempt budget."""
+        return self.filter(status__in=[EmailStatus.FAILED, EmailStatus.CANCELLED]).update(
+            status=EmailStatus.PENDING,
+            scheduled_for=timezone.now(),
+            attempts=0,
+            last_error="",
+            claimed_until=None,
+        )
+
+
+class ScheduledEmail(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scheduled_emails"
+    )
+    email_type = models.CharField(max_length=16, choices=EmailType.choices)
+    scheduled_for = models.DateTimeField(db_index=True)
+    status = models.CharField(
+        max_length=16, choices=EmailStatus.choices, default=EmailStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(
+        null=True, blank=True, help_text="Lease of the runner sending it; lapsed = claimable."
+    )
+
+    objects = ScheduledEmailQuerySet.as_manager()
+
+    class Meta:
+        db_table = "scheduled_emails"
+        ordering = ["scheduled_for"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "email_type"], name="scheduled_email_once"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "scheduled_for"], name="scheduled_emails_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email_type} for user {self.user_id} ({self.status})"
+
+
+class EmailPreferenceQuerySet(models.QuerySet):
+    def opt_out(self, user_id: int) -> bool:
+        """Record the onboarding opt-out; True when it was not recorded before."""
+        preference, _ = self.get_or_create(user_id=user_id)
+        if preference.onboarding_opt_out:
+            return False
+        preference.onboarding_opt_out = True
+        preference.opted_out_at = timezone.now()
+        preference.save(update_fields=["onboarding_opt_out", "opted_out_at", "updated_at"])
+        return True
+
+
+class EmailPreference(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="email_preference"
+    )
+    onboarding_opt_out = models.BooleanField(default=False)
+    opted_out_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EmailPreferenceQuerySet.as_manager()
+
+    class Meta:
+        db_table = "email_preferences"
+
+    def __str__(self) -> str:
+        state = "opted out" if self.onboarding_opt_out else "subscribed"
+        return f"user {self.user_id}: onboarding {state}"

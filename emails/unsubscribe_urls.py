@@ -1,0 +1,11 @@
+"""Public (untokened) email pages, mounted at `/emails/`."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "emails"
+
+urlpatterns = [
+    path("unsubscribe/<str:token>", views.unsubscribe, name="unsubscribe"),
+]

@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 
 from maintenance import registry
+from tests.smtp_server import slow_smtp_server, smtp_down, smtp_server  # noqa: F401
 
 SECRET = "s3cret-token-for-tests-0123456789abcdef"
 

@@ -26,8 +26,7 @@ def make_due(
     due = (at or timezone.now()) - timedelta(minutes=1)
     users = make_users(count, prefix)
     ScheduledEmail.objects.bulk_create(
-        ScheduledEmail(user=user, email_type=EmailType.WELCOME, scheduled_for=due)
-        for user in users
+        ScheduledEmail(user=user, email_type=EmailType.WELCOME, scheduled_for=due) for user in users
     )
     return list(ScheduledEmail.objects.filter(user__in=users))
 

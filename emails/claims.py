@@ -69,10 +69,6 @@ def _held(email: ScheduledEmail):
     return ScheduledEmail.objects.filter(pk=email.pk, status=EmailStatus.SENDING)
 
 
-def mark_sent(email: ScheduledEmail, now: datetime) -> None:
-    _held(email).update(status=EmailStatus.SENT, sent_at=now, claimed_until=None, last_error="")
-
-
 def mark_failed(email: ScheduledEmail, error: str, now: datetime) -> bool:
     """Retry later with exponential backoff, or give up after the last attempt.
     Returns True when the email is now `failed` for good."""

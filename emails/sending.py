@@ -21,6 +21,7 @@ from django.utils import timezone
 from . import claims
 from .composing import compose
 from .models import ScheduledEmail
+from .outcomes import SentLog
 
 logger = logging.getLogger(__name__)
 
@@ -99,13 +100,16 @@ def send_batch(
     except Exception as exc:
         _give_back(sendable, tally, f"SMTP unavailable: {_describe(exc)}", now)
         raise SmtpUnavailable from exc
+    log = SentLog()
     try:
         for index, email in enumerate(sendable):
             if time.monotonic() >= deadline:
+                log.flush()
                 claims.release(sendable[index:])
                 return
-            if not _deliver(connection, email, tally, now):
+            if not _deliver(connection, email, tally, now, log):
                 _reconnect_or_give_back(connection, sendable[index + 1 :], tally, now)
+        log.flush()
     finally:
         _close(connection)
 
@@ -130,14 +134,16 @@ def unreachable_reason(email: ScheduledEmail) -> str:
     return ""
 
 
-def _deliver(connection, email: ScheduledEmail, tally: Tally, now: datetime | None) -> bool:
+def _deliver(connection, email: ScheduledEmail, tally: Tally, now, log: SentLog) -> bool:
     """Send one email and record the outcome. False when the connection broke."""
+    message = compose(email)
     try:
-        connection.send_messages([compose(email)])
+        connection.send_messages([message])
     except Exception as exc:
+        log.flush()
         _record_failure(email, _describe(exc), tally, now)
         return not isinstance(exc, CONNECTION_ERRORS)
-    claims.mark_sent(email, now or timezone.now())
+    log.record(email, now or timezone.now())
     tally.sent += 1
     return True
 

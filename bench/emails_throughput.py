@@ -1,0 +1,221 @@
+"""Benchmark: onboarding email throughput vs a bare SMTP loop, side by side in one run.
+
+    .venv/bin/python bench/emails_throughput.py            # PostgreSQL (default)
+    .venv/bin/python bench/emails_throughput.py --sqlite   # embedded SQLite file instead
+    .venv/bin/python bench/emails_throughput.py --emails 5000 --rounds 3
+
+5,000 due welcome emails go to a local aiosmtpd server on loopback, two ways:
+- baseline: the same messages, composed beforehand, sent in a bare loop over one Django
+  SMTP connection (no database at all);
+- ours: `process_scheduled_emails()`, which claims rows, composes each message from its
+  templates, sends over one connection per batch and records every outcome in the database.
+Each round runs both; the best round of each is reported with the ratio (bar: >= 0.7x).
+
+On PostgreSQL it creates and finally drops its own database `pluggedin_bench_emails` at
+127.0.0.1:5432 as user postgres (override with BENCH_POSTGRES_URL, pointing at a database
+name it may create and drop). With --sqlite it uses a temporary file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/pluggedin_bench_emails"
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--emails", type=int, default=5000, help="due emails per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the best counts")
+    parser.add_argument("--sqlite", action="store_true", help="use SQLite instead of PostgreSQL")
+    return parser.parse_args()
+
+
+def configure(database_url: str) -> None:
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "pluggedin.settings",
+            "PLUGGEDIN_ENV_FILE": "",
+            "SECRET_KEY": "bench-secret-key-not-for-production-0123456789",
+            "DATABASE_URL": database_url,
+            "IN_PROCESS_SCHEDULER": "false",
+            "CLOUD_DEPLOY": "true",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    import django
+
+    django.setup()
+
+
+def postgres_admin(url: str, sql: str) -> None:
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(sql.format(name=name))
+
+
+SINK = """
+import sys, time
+from aiosmtpd.controller import Controller
+
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+
+controller = Controller(Sink(), hostname="127.0.0.1", port=int(sys.argv[1]))
+controller.start()
+print("ready", flush=True)
+sys.stdin.read()
+controller.stop()
+"""
+
+
+def start_sink(port: int) -> subprocess.Popen:
+    """The SMTP server in its own process, as a real one would be: it does not compete
+    with the code under test for this interpreter's GIL."""
+    sink = subprocess.Popen(
+        [sys.executable, "-c", SINK, str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    if sink.stdout.readline().strip() != "ready":
+        raise SystemExit("the SMTP sink did not start")
+    return sink
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def seed(count: int) -> None:
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from emails.models import ScheduledEmail
+
+    User = get_user_model()
+    User.objects.bulk_create(
+        User(username=f"bench{i}", email=f"bench{i}@example.test", first_name=f"B{i}")
+        for i in range(count)
+    )
+    due = timezone.now()
+    ScheduledEmail.objects.bulk_create(
+        (
+            ScheduledEmail(user=user, email_type="welcome", scheduled_for=due)
+            for user in User.objects.all()
+        ),
+        batch_size=1000,
+    )
+
+
+def reset_rows() -> None:
+    from django.utils import timezone
+
+    from emails.models import ScheduledEmail
+
+    ScheduledEmail.objects.update(
+        status="pending", scheduled_for=timezone.now(), attempts=0, sent_at=None, last_error=""
+    )
+
+
+def prepared_messages() -> list:
+    from emails.composing import compose
+    from emails.models import ScheduledEmail
+
+    rows = ScheduledEmail.objects.select_related("user").order_by("scheduled_for")
+    return [compose(row) for row in rows]
+
+
+def bare_loop(messages: list) -> float:
+    from django.core.mail import get_connection
+
+    started = time.perf_counter()
+    connection = get_connection(fail_silently=False)
+    connection.open()
+    for message in messages:
+        connection.send_messages([message])
+    connection.close()
+    return time.perf_counter() - started
+
+
+def ours(expected: int) -> float:
+    from emails.sending import process_scheduled_emails
+
+    reset_rows()
+    started = time.perf_counter()
+    result = process_scheduled_emails()
+    elapsed = time.perf_counter() - started
+    if result["sent"] != expected:
+        raise SystemExit(f"expected {expected} sent, got {result}")
+    return elapsed
+
+
+def run(args: argparse.Namespace) -> None:
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    seed(args.emails)
+    messages = prepared_messages()
+    best_bare = best_ours = float("inf")
+    for round_no in range(1, args.rounds + 1):
+        bare = bare_loop(messages)
+        mine = ours(args.emails)
+        best_bare, best_ours = min(best_bare, bare), min(best_ours, mine)
+        print(
+            f"round {round_no}: bare {args.emails / bare:8.0f} msg/s   "
+            f"ours {args.emails / mine:8.0f} msg/s"
+        )
+    print(f"database: {connection.vendor}; emails: {args.emails}; SMTP: aiosmtpd on loopback")
+    print(f"bare SMTP loop (one connection): {args.emails / best_bare:8.0f} msg/s")
+    print(f"process_scheduled_emails:        {args.emails / best_ours:8.0f} msg/s")
+    ratio = best_bare / best_ours
+    print(f"ratio ours/bare: {ratio:.2f}x (bar >= 0.70x): {'PASS' if ratio >= 0.7 else 'FAIL'}")
+
+
+def main() -> None:
+    args = parse()
+    if args.sqlite:
+        folder = tempfile.TemporaryDirectory()
+        url = f"sqlite:///{folder.name}/bench_emails.sqlite3"
+    else:
+        url = os.environ.get("BENCH_POSTGRES_URL", DEFAULT_PG)
+        postgres_admin(url, 'DROP DATABASE IF EXISTS "{name}"')
+        postgres_admin(url, 'CREATE DATABASE "{name}"')
+    configure(url)
+
+    port = free_port()
+    from django.conf import settings
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    sink = start_sink(port)
+    try:
+        run(args)
+    finally:
+        sink.communicate("")
+        from django.db import connections
+
+        connections.close_all()
+        if not args.sqlite:
+            postgres_admin(url, 'DROP DATABASE IF EXISTS "{name}"')
+
+
+if __name__ == "__main__":
+    main()

@@ -1,11 +1,12 @@
-"""Recording "sent" without waiting for the database between two messages.
+"""Recording "sent" without a database round trip between two messages.
 
 Marking an email sent is one `UPDATE` per message. On PostgreSQL the statement is handed
 to the server (written to its socket, so it runs and commits even if this process dies
-the next instant) before the next message goes out, and its answer is read only before
-the following write. The database round trip then overlaps the SMTP round trip instead
-of adding to it, which is what keeps processing within 0.7x of a bare SMTP loop
-(bench/emails_throughput.py). Elsewhere the ORM update runs to completion.
+the next instant) and its answer is read only when the next message is ready to commit
+(see `delivery.py`): the database round trip overlaps the next message's composition and
+SMTP envelope instead of adding to them, and no message leaves before the previous one's
+record is confirmed, so a crash still repeats at most the one message in flight.
+Elsewhere the ORM update runs to completion.
 
 Call `flush()` before using the connection for anything else; it raises `DatabaseError`
 when the last write failed.

@@ -16,10 +16,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import get_connection
+from django.db import DatabaseError
 from django.utils import timezone
 
 from . import claims
 from .composing import compose
+from .delivery import deliver
 from .models import ScheduledEmail
 from .outcomes import SentLog
 
@@ -138,7 +140,9 @@ def _deliver(connection, email: ScheduledEmail, tally: Tally, now, log: SentLog)
     """Send one email and record the outcome. False when the connection broke."""
     message = compose(email)
     try:
-        connection.send_messages([message])
+        deliver(connection, message, before_commit=log.flush)
+    except DatabaseError:
+        raise
     except Exception as exc:
         log.flush()
         _record_failure(email, _describe(exc), tally, now)

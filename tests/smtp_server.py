@@ -21,11 +21,13 @@ def free_port() -> int:
 
 class Recorder:
     """An aiosmtpd handler that keeps every message; `delay` slows each DATA down and
-    `reject` lists recipients answered with a permanent failure."""
+    `reject` lists recipients answered with a permanent failure; `before_reply` lets a
+    test break something while a message is in flight."""
 
     def __init__(self, delay: float = 0.0, reject: tuple[str, ...] = ()) -> None:
         self.delay = delay
         self.reject = set(reject)
+        self.before_reply = None  # called with the message count before answering 250
         self.messages: list[EmailMessage] = []
         self._lock = threading.Lock()
 
@@ -41,6 +43,9 @@ class Recorder:
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self._lock:
             self.messages.append(message)
+            count = len(self.messages)
+        if self.before_reply is not None:
+            self.before_reply(count)
         return "250 Message accepted"
 
 

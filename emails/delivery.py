@@ -1,65 +1,110 @@
-"""Handing one message to the SMTP server, split at the point of no return.
+"""Handing messages to the SMTP server, split at the point of no return.
 
 An SMTP transaction commits only when the server accepts the message data; `MAIL FROM`
-and `RCPT TO` before it deliver nothing. `deliver` runs those two round trips first, then
-`before_commit` (which confirms the previous email's "sent" record in the database), then
-the data. The database wait overlaps the SMTP round trips, and still no message leaves
-before the previous one is on record: a crash repeats at most the message in flight.
+and `RCPT TO` before it deliver nothing. A `Courier` sends one message in two steps:
+`start` runs the envelope, then `before_commit` (which confirms the previous email's
+"sent" record in the database), then writes the data; `finish` reads the server's verdict.
+Between the two the caller prepares the next message while the server digests this one,
+and the database round trip overlaps the next envelope. Still no message's data leaves
+before the previous one is on record, so a crash repeats at most the message in flight.
 
-Backends that are not Django's SMTP backend (console, locmem in tests) get `before_commit`
-and then a plain `send_messages`.
+Backends other than Django's SMTP backend (console, locmem) send in `start`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.message import sanitize_address
 
+LEADING_DOT = re.compile(rb"(?m)^\.")
 
-def deliver(backend, message: EmailMessage, before_commit: Callable[[], None]) -> None:
-    smtp = getattr(backend, "connection", None)
-    if not isinstance(smtp, smtplib.SMTP):
-        before_commit()
-        backend.send_messages([message])
-        return
+
+@dataclass
+class Parcel:
+    """A message ready for the wire: serialised once, before its turn comes."""
+
+    message: EmailMessage
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+
+def wrap(message: EmailMessage) -> Parcel:
     encoding = message.encoding or settings.DEFAULT_CHARSET
-    sender = sanitize_address(message.from_email, encoding)
-    recipients = [sanitize_address(address, encoding) for address in message.recipients()]
     data = message.message().as_bytes(linesep="\r\n")
-    _envelope(smtp, sender, recipients, len(data))
-    try:
-        before_commit()
-    except Exception:
-        _abandon(smtp)
-        raise
-    code, reply = smtp.data(data)
-    if code != 250:
-        _abandon(smtp, code)
-        raise smtplib.SMTPDataError(code, reply)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return Parcel(
+        message=message,
+        sender=sanitize_address(message.from_email, encoding),
+        recipients=[sanitize_address(address, encoding) for address in message.recipients()],
+        data=LEADING_DOT.sub(b"..", data) + b".\r\n",
+    )
 
 
-def _envelope(smtp: smtplib.SMTP, sender: str, recipients: list[str], size: int) -> None:
+class Courier:
+    def __init__(self, backend) -> None:
+        self.backend = backend
+
+    @property
+    def smtp(self) -> smtplib.SMTP | None:
+        smtp = getattr(self.backend, "connection", None)
+        return smtp if isinstance(smtp, smtplib.SMTP) else None
+
+    def start(self, parcel: Parcel, before_commit: Callable[[], None]) -> None:
+        smtp = self.smtp
+        if smtp is None:
+            before_commit()
+            self.backend.send_messages([parcel.message])
+            return
+        _envelope(smtp, parcel)
+        try:
+            before_commit()
+        except Exception:
+            _abandon(smtp)
+            raise
+        smtp.putcmd("data")
+        code, reply = smtp.getreply()
+        if code != 354:
+            _abandon(smtp, code)
+            raise smtplib.SMTPDataError(code, reply)
+        smtp.send(parcel.data)
+
+    def finish(self) -> None:
+        """The server's verdict on the last message `start` wrote."""
+        smtp = self.smtp
+        if smtp is None:
+            return
+        code, reply = smtp.getreply()
+        if code != 250:
+            _abandon(smtp, code)
+            raise smtplib.SMTPDataError(code, reply)
+
+
+def _envelope(smtp: smtplib.SMTP, parcel: Parcel) -> None:
     """MAIL FROM and RCPT TO, with the same errors `smtplib.SMTP.sendmail` raises."""
     smtp.ehlo_or_helo_if_needed()
-    options = [f"size={size}"] if smtp.does_esmtp and smtp.has_extn("size") else []
-    code, reply = smtp.mail(sender, options)
+    size = [f"size={len(parcel.data)}"] if smtp.does_esmtp and smtp.has_extn("size") else []
+    code, reply = smtp.mail(parcel.sender, size)
     if code != 250:
         _abandon(smtp, code)
-        raise smtplib.SMTPSenderRefused(code, reply, sender)
+        raise smtplib.SMTPSenderRefused(code, reply, parcel.sender)
     refused = {}
-    for recipient in recipients:
+    for recipient in parcel.recipients:
         code, reply = smtp.rcpt(recipient)
         if code not in (250, 251):
             refused[recipient] = (code, reply)
         if code == 421:
             smtp.close()
             raise smtplib.SMTPRecipientsRefused(refused)
-    if len(refused) == len(recipients):
+    if len(refused) == len(parcel.recipients):
         _abandon(smtp)
         raise smtplib.SMTPRecipientsRefused(refused)
 
@@ -69,5 +114,5 @@ def _abandon(smtp: smtplib.SMTP, code: int = 0) -> None:
     if code == 421:
         smtp.close()
         return
-    with contextlib.suppress(smtplib.SMTPServerDisconnected):
+    with contextlib.suppress(smtplib.SMTPServerDisconnected, OSError):
         smtp.rset()

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from . import claims
 from .composing import compose
-from .delivery import deliver
+from .delivery import Courier, wrap
 from .models import ScheduledEmail
 from .outcomes import SentLog
 
@@ -102,18 +102,75 @@ def send_batch(
     except Exception as exc:
         _give_back(sendable, tally, f"SMTP unavailable: {_describe(exc)}", now)
         raise SmtpUnavailable from exc
-    log = SentLog()
     try:
-        for index, email in enumerate(sendable):
-            if time.monotonic() >= deadline:
-                log.flush()
-                claims.release(sendable[index:])
-                return
-            if not _deliver(connection, email, tally, now, log):
-                _reconnect_or_give_back(connection, sendable[index + 1 :], tally, now)
-        log.flush()
+        Round(connection, tally, now).run(sendable, deadline)
     finally:
         _close(connection)
+
+
+class Round:
+    """One batch over one connection, pipelined: while the server digests message N,
+    message N+1 is composed and serialised; N's "sent" record then travels to the
+    database while N+1's envelope goes out (see `delivery.py` and `outcomes.py`)."""
+
+    def __init__(self, connection, tally: Tally, now: datetime | None) -> None:
+        self.connection = connection
+        self.courier = Courier(connection)
+        self.log = SentLog()
+        self.tally = tally
+        self.now = now
+        self.in_flight: ScheduledEmail | None = None
+
+    def run(self, emails: list[ScheduledEmail], deadline: float) -> None:
+        for index, email in enumerate(emails):
+            if time.monotonic() >= deadline:
+                self.settle()
+                self.log.flush()
+                claims.release(emails[index:])
+                return
+            broken = self.send(email)
+            if broken:
+                _reconnect_or_give_back(self.connection, emails[index + 1 :], self.tally, self.now)
+        self.settle()
+        self.log.flush()
+
+    def send(self, email: ScheduledEmail) -> bool:
+        """Start `email` once the previous one is settled. True when the connection broke."""
+        try:
+            parcel = wrap(compose(email))
+        except Exception as exc:
+            broken = self.settle()
+            self.failed(email, exc)
+            return broken
+        if self.settle():
+            self.failed(email, smtplib.SMTPServerDisconnected("connection lost"))
+            return True
+        try:
+            self.courier.start(parcel, before_commit=self.log.flush)
+        except DatabaseError:
+            raise
+        except Exception as exc:
+            return self.failed(email, exc)
+        self.in_flight = email
+        return False
+
+    def settle(self) -> bool:
+        """Read the verdict on the message in flight and record it. True when broken."""
+        email, self.in_flight = self.in_flight, None
+        if email is None:
+            return False
+        try:
+            self.courier.finish()
+        except Exception as exc:
+            return self.failed(email, exc)
+        self.log.record(email, self.now or timezone.now())
+        self.tally.sent += 1
+        return False
+
+    def failed(self, email: ScheduledEmail, exc: Exception) -> bool:
+        self.log.flush()
+        _record_failure(email, _describe(exc), self.tally, self.now)
+        return isinstance(exc, CONNECTION_ERRORS)
 
 
 def _cancelled(email: ScheduledEmail, tally: Tally) -> bool:
@@ -134,22 +191,6 @@ def unreachable_reason(email: ScheduledEmail) -> str:
     if not user.email:
         return "user has no email address"
     return ""
-
-
-def _deliver(connection, email: ScheduledEmail, tally: Tally, now, log: SentLog) -> bool:
-    """Send one email and record the outcome. False when the connection broke."""
-    message = compose(email)
-    try:
-        deliver(connection, message, before_commit=log.flush)
-    except DatabaseError:
-        raise
-    except Exception as exc:
-        log.flush()
-        _record_failure(email, _describe(exc), tally, now)
-        return not isinstance(exc, CONNECTION_ERRORS)
-    log.record(email, now or timezone.now())
-    tally.sent += 1
-    return True
 
 
 def _reconnect_or_give_back(connection, rest, tally: Tally, now: datetime | None) -> None:

@@ -6,7 +6,7 @@ the next instant) and its answer is read only when the next message is ready to 
 (see `delivery.py`): the database round trip overlaps the next message's composition and
 SMTP envelope instead of adding to them, and no message leaves before the previous one's
 record is confirmed, so a crash still repeats at most the one message in flight.
-Elsewhere the ORM update runs to completion.
+Elsewhere the same statement runs to completion.
 
 Call `flush()` before using the connection for anything else; it raises `DatabaseError`
 when the last write failed.
@@ -34,9 +34,14 @@ class SentLog:
     def record(self, email: ScheduledEmail, now: datetime) -> None:
         self.flush()
         if connection.vendor != "postgresql":
-            ScheduledEmail.objects.filter(pk=email.pk, status=EmailStatus.SENDING).update(
-                status=EmailStatus.SENT, sent_at=now, claimed_until=None, last_error=""
-            )
+            params = [
+                EmailStatus.SENT.value,
+                connection.ops.adapt_datetimefield_value(now),
+                ScheduledEmail._meta.pk.get_db_prep_value(email.pk, connection),
+                EmailStatus.SENDING.value,
+            ]
+            with connection.cursor() as cursor:
+                cursor.execute(SQL.format("%s", "%s", "%s", "%s"), params)
             return
         connection.ensure_connection()
         raw = connection.connection.pgconn

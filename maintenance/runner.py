@@ -19,7 +19,15 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import registry
+from . import heartbeat, registry, retention
+from .events import (
+    RUN_RECORD_FAILED,
+    TASK_FAILED,
+    TASK_FINISHED,
+    TASK_SKIPPED,
+    TASK_STARTED,
+    log_event,
+)
 from .locks import task_lock
 from .models import RunStatus, TaskRun
 
@@ -85,7 +93,10 @@ def run_task(name: str, trigger: str, **options: Any) -> RunOutcome:
         outcome = _run_registered(task, trigger, started, options)
     except Exception as exc:  # a database outage before the run could be recorded
         outcome = _failure(name, trigger, started, exc, run=None)
+        heartbeat.ping(name, heartbeat.FAIL)
     _log(outcome)
+    if outcome.status == RunStatus.SUCCEEDED:
+        retention.maybe_prune()
     return outcome
 
 
@@ -100,14 +111,16 @@ def _run_registered(
             reason = f"Skipped: another runner is already running {task.name}"
             return _record_skip(task.name, trigger, started, reason)
         run = TaskRun.objects.create(task=task.name, trigger=trigger, **_where())
-        logger.info(
-            "maintenance.task.started task=%s trigger=%s run=%s", task.name, trigger, run.pk
-        )
+        log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
+        heartbeat.ping(task.name, heartbeat.START)
         try:
             result = dict(task.func(**options))
         except Exception as exc:
+            heartbeat.ping(task.name, heartbeat.FAIL)
             return _failure(task.name, trigger, started, exc, run=run)
-        return _finish(run, started, RunStatus.SUCCEEDED, result, message=task.describe(result))
+        outcome = _finish(run, started, RunStatus.SUCCEEDED, result, message=task.describe(result))
+        heartbeat.ping(task.name, heartbeat.SUCCESS)
+        return outcome
 
 
 def _record_skip(
@@ -138,7 +151,7 @@ def _failure(
             _finish(run, started, RunStatus.FAILED, {}, error=error)
             outcome.run_id = run.pk
         except Exception:  # the database went away mid-run; the error still reaches the caller
-            logger.warning("maintenance.run.record_failed task=%s run=%s", name, run.pk)
+            log_event(logger, logging.WARNING, RUN_RECORD_FAILED, task=name, run=run.pk)
             outcome.run_id = run.pk
     return outcome
 
@@ -179,29 +192,18 @@ def _elapsed_ms(started: float) -> int:
 
 
 def _log(outcome: RunOutcome) -> None:
+    """One event per outcome; see README "Log events"."""
+    common = {"task": outcome.task, "trigger": outcome.trigger, "run": outcome.run_id}
     if outcome.failed:
-        logger.error(
-            "maintenance.task.failed task=%s trigger=%s run=%s error=%s",
-            outcome.task,
-            outcome.trigger,
-            outcome.run_id,
-            outcome.error,
-        )
+        log_event(logger, logging.ERROR, TASK_FAILED, **common, error=outcome.error)
     elif outcome.skipped:
-        logger.info(
-            "maintenance.task.skipped task=%s trigger=%s run=%s reason=%s",
-            outcome.task,
-            outcome.trigger,
-            outcome.run_id,
-            outcome.message,
-        )
+        log_event(logger, logging.INFO, TASK_SKIPPED, **common, reason=outcome.message)
     else:
-        counts = " ".join(f"{key}={value}" for key, value in outcome.result.items())
-        logger.info(
-            "maintenance.task.finished task=%s trigger=%s run=%s duration_ms=%s %s",
-            outcome.task,
-            outcome.trigger,
-            outcome.run_id,
-            outcome.duration_ms,
-            counts,
+        log_event(
+            logger,
+            logging.INFO,
+            TASK_FINISHED,
+            **common,
+            duration_ms=outcome.duration_ms,
+            counts=dict(outcome.result),
         )

@@ -136,6 +136,21 @@ OAUTH_SESSION_CLEANUP_CRON = env.str("OAUTH_SESSION_CLEANUP_CRON", default="0 * 
 MAINTENANCE_DELETE_BATCH_SIZE = env.int("MAINTENANCE_DELETE_BATCH_SIZE", default=10000)
 MAINTENANCE_LOCK_LEASE_SECONDS = env.int("MAINTENANCE_LOCK_LEASE_SECONDS", default=900)
 
+# Run-log rows older than this are pruned by the task runs themselves (0 keeps them all).
+MAINTENANCE_RUN_RETENTION_DAYS = env.int("MAINTENANCE_RUN_RETENTION_DAYS", default=30)
+MAINTENANCE_RUN_PRUNE_INTERVAL_SECONDS = 3600
+
+# Optional healthchecks.io-style ping URLs per task (<url>/start, <url>, <url>/fail).
+PKCE_CLEANUP_HEARTBEAT_URL = env.str("PKCE_CLEANUP_HEARTBEAT_URL", default="") or None
+SCHEDULED_EMAILS_HEARTBEAT_URL = env.str("SCHEDULED_EMAILS_HEARTBEAT_URL", default="") or None
+OAUTH_SESSION_CLEANUP_HEARTBEAT_URL = (
+    env.str("OAUTH_SESSION_CLEANUP_HEARTBEAT_URL", default="") or None
+)
+MAINTENANCE_HEARTBEAT_URLS: dict[str, str] = {}
+MAINTENANCE_HEARTBEAT_TIMEOUT_SECONDS = env.float(
+    "MAINTENANCE_HEARTBEAT_TIMEOUT_SECONDS", default=5.0
+)
+
 # --- Email ---
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -145,15 +160,27 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Plugged.in <noreply@
 # --- Logging ---
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+# `plain` (one key=value line per event) or `json` (one JSON object per line).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "maintenance.log_format.JsonFormatter"},
+    },
+    "filters": {
+        "redact_secrets": {"()": "maintenance.redaction.RedactSecretsFilter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact_secrets"],
+        },
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {

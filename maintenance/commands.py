@@ -23,6 +23,9 @@ from .runner import RunOutcome, run_task
 class TaskCommand(BaseCommand):
     task_name: str = ""
     trigger: str = Trigger.COMMAND
+    # Cron runs these every few minutes: their stderr carries the one-line error only, not
+    # configuration warnings (those are for `manage.py check`), and no `crontab -l` per run.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import pytest
 from django.db import connection
 
@@ -31,3 +35,26 @@ def isolated_registry():
 def postgres_only():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (covered by the PostgreSQL pass of `make test`)")
+
+
+@pytest.fixture
+def throwaway_crontab(settings):
+    """A fresh unix user whose crontab django-crontab reads and writes (through the real
+    `crontab` binary), so tests never touch the crontab of the user running them."""
+    crontab, useradd = shutil.which("crontab"), shutil.which("useradd")
+    if os.geteuid() != 0 or not crontab or not useradd:
+        if os.environ.get("CI") == "true":
+            pytest.fail("crontab tests need root, `crontab` and `useradd` in CI")
+        pytest.skip("needs root, the `crontab` binary and `useradd`")
+    name = f"pgops{os.getpid()}"
+    subprocess.run(
+        [useradd, "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+        capture_output=True,
+    )
+    settings.CRONTAB_EXECUTABLE = f"{crontab} -u {name}"
+    try:
+        yield name
+    finally:
+        subprocess.run([crontab, "-u", name, "-r"], capture_output=True)
+        subprocess.run(["userdel", name], capture_output=True)

@@ -30,6 +30,7 @@ from .events import (
 )
 from .locks import task_lock
 from .models import RunStatus, TaskRun
+from .redaction import redact
 
 logger = logging.getLogger("maintenance.runner")
 
@@ -136,14 +137,16 @@ def _record_skip(
 def _failure(
     name: str, trigger: str, started: float, exc: Exception, run: TaskRun | None
 ) -> RunOutcome:
-    error = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+    # Redacted once here, so no secret in an exception message reaches the run log, the
+    # admin, an HTTP body or a log line.
+    error = redact(f"{type(exc).__name__}: {exc}".strip().splitlines()[0])
     outcome = RunOutcome(
         task=name,
         trigger=trigger,
         status=RunStatus.FAILED,
         error=error,
         exception=exc,
-        traceback=traceback.format_exc(),
+        traceback=redact(traceback.format_exc()),
         duration_ms=_elapsed_ms(started),
     )
     if run is not None:

@@ -10,7 +10,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_http_methods
 
 from .auth import Verdict, check_bearer
 from .models import Trigger
@@ -69,7 +69,7 @@ class TaskView(View):
         return {}
 
 
-@require_GET
+@require_http_methods(["GET", "HEAD"])
 def status(request: HttpRequest) -> JsonResponse:
     """For uptime monitors: 200 when every task is healthy, 503 otherwise (Bearer)."""
     refused = bearer_gate(request)

@@ -195,3 +195,18 @@ def test_secrets_in_a_failing_task_error_and_traceback_are_redacted(secrets, iso
     assert failed["event"] == "maintenance.task.failed"
     assert failed["error"] == "RuntimeError: login failed with [redacted]"
     assert "again [redacted]" in json.loads(records[-1])["exception"]
+
+
+def test_a_secret_in_an_exception_never_reaches_the_run_log_or_the_body(secrets, isolated_registry):
+    from maintenance.models import TaskRun
+
+    def leaky(**options):
+        raise RuntimeError(f"connect failed: password={SECRET}")
+
+    isolated_registry.register(fake_task(func=leaky))
+
+    outcome = run_task("demo", "http")
+
+    assert SECRET not in TaskRun.objects.get(pk=outcome.run_id).error
+    assert SECRET not in json.dumps(outcome.body(debug=True))
+    assert outcome.body()["error"] == "RuntimeError: connect failed: password=[redacted]"

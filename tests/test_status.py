@@ -156,11 +156,13 @@ def test_without_cron_secret_the_status_is_closed(client, settings):
     assert "CRON_SECRET" in response.json()["error"]
 
 
-def test_only_get_is_allowed(client, auth_header):
+def test_only_get_and_head_are_allowed(client, auth_header):
     response = client.post(URL, **auth_header)
 
     assert response.status_code == 405
-    assert response["Allow"] == "GET"
+    assert response["Allow"] == "GET, HEAD"
+    run_task("pkce_cleanup", "cron")
+    assert client.head(URL, **auth_header).status_code == 200
 
 
 def test_the_command_prints_the_endpoint_body(client, auth_header, capsys):
@@ -194,3 +196,11 @@ def test_the_command_exits_1_when_unhealthy_and_0_when_healthy():
     healthy = run_manage("maintenance_status", "--json")
     assert healthy.returncode == 0, healthy.stderr
     assert json.loads(healthy.stdout)["healthy"] is True
+
+
+def test_the_command_reports_an_unreachable_database_in_one_line():
+    result = run_manage("maintenance_status", DATABASE_URL="postgres://nobody@127.0.0.1:1/none")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("CommandError: database unavailable:")
+    assert "Traceback" not in result.stderr

@@ -31,6 +31,20 @@ def test_the_app_index_shows_each_task_health_and_backlog(admin_client):
     assert "Run now" in page
 
 
+def test_the_index_links_each_task_to_its_runs(admin_client, isolated_registry):
+    isolated_registry.register(fake_task("alpha"))
+    isolated_registry.register(fake_task("beta"))
+    run_task("alpha", "cron")
+    run_task("beta", "cron")
+
+    page = admin_client.get(INDEX).content.decode()
+    assert 'href="/admin/maintenance/taskrun/?task=alpha"' in page
+    runs = admin_client.get("/admin/maintenance/taskrun/?task=alpha")
+
+    assert runs.status_code == 200
+    assert [run.task for run in runs.context["cl"].result_list] == ["alpha"]
+
+
 def test_a_stale_task_is_flagged_on_the_index(admin_client):
     page = admin_client.get(INDEX).content.decode()
 

@@ -23,3 +23,11 @@ def task_summary(context: template.Context) -> dict[str, Any]:
         "csrf_token": context.get("csrf_token"),
         "request": context.get("request"),
     }
+
+
+@register.filter
+def utc_time(iso: str | None) -> str:
+    """`2026-11-25T06:54:06.217982Z` as `2026-11-25 06:54:06 UTC`: easier to scan."""
+    if not iso:
+        return "-"
+    return f"{iso[:10]} {iso[11:19]} UTC"

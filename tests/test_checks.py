@@ -73,9 +73,10 @@ def test_without_cronjobs_there_is_nothing_to_compare(settings, throwaway_cronta
     assert "maintenance.W005" not in ids()
 
 
-def test_crontab_nothing_installed_is_not_out_of_date(settings, throwaway_crontab):
+def test_crontab_nothing_installed_is_not_out_of_date(settings, throwaway_crontab, capfd):
     settings.CRONJOBS = CRONJOBS
     assert "maintenance.W005" not in ids()
+    assert "no crontab" not in capfd.readouterr().err
 
 
 def test_crontab_in_sync_after_add_and_out_of_date_after_a_schedule_change(
@@ -112,3 +113,13 @@ def test_manage_py_check_prints_the_warning_with_its_hint(settings):
 
     assert "maintenance.W002" in str(raised.value)
     assert "token_urlsafe" in str(raised.value)
+
+
+def test_the_crontab_check_stays_quiet_without_a_crontab_or_a_binary(settings, capfd):
+    settings.CRONJOBS = CRONJOBS
+    settings.CRONTAB_EXECUTABLE = "/nonexistent/crontab"
+    assert "maintenance.W005" not in ids()
+
+    settings.CRONTAB_EXECUTABLE = "/bin/false"
+    assert "maintenance.W005" not in ids()
+    assert capfd.readouterr().err == ""

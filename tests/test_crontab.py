@@ -241,3 +241,22 @@ def test_cron_daemon_runs_the_entries_and_a_failure_shows_as_failed(
     )
     assert written, log.read_text() if log.exists() else "no log file"
     assert "cron pkce_cleanup succeeded" in log.read_text()
+
+
+@needs_crontab
+def test_crontab_warns_about_variables_cron_will_not_see(tmp_path):
+    shell_only = manage_crontab("show", project_env()).stderr
+    assert "maintenance.W201" in shell_only
+    assert "DATABASE_URL, SECRET_KEY set in this shell" in shell_only
+
+    env_file = tmp_path / "project.env"
+    env = project_env(PLUGGEDIN_ENV_FILE=str(env_file))
+    env_file.write_text(f"DATABASE_URL={env['DATABASE_URL']}\nSECRET_KEY='{env['SECRET_KEY']}'\n")
+    assert "maintenance.W201" not in manage_crontab("show", env).stderr
+
+
+def test_other_commands_never_warn_about_cron():
+    result = subprocess.run(
+        [PYTHON, MANAGE, "check"], cwd=PROJECT, env=project_env(), capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "W201" not in result.stdout + result.stderr

@@ -88,22 +88,19 @@ class Scheduler:
         since = now - task.every
         try:
             if TaskRun.objects.succeeded_since(task.name, since):
-                status, run_id = "skipped", None
+                event, details = "skipped", "reason=succeeded_within_interval"
             else:
                 outcome = run_task(task.name, Trigger.SCHEDULER, unless_succeeded_since=since)
-                status, run_id = outcome.status, outcome.run_id
+                event, details = "ran", f"status={outcome.status} run={outcome.run_id}"
             due = self._next_due(task, now)
         except Exception:  # the run log is unreachable; the runner itself never raises
             logger.exception("maintenance.scheduler.error task=%s", task.name)
             return now + min(task.every, RETRY_AFTER_ERROR)
         finally:
             connections.close_all()
+        next_in = int((due - timezone.now()).total_seconds())
         logger.info(
-            "maintenance.scheduler.ran task=%s status=%s run=%s next_in=%ss",
-            task.name,
-            status,
-            run_id,
-            int((due - timezone.now()).total_seconds()),
+            "maintenance.scheduler.%s task=%s %s next_in=%ss", event, task.name, details, next_in
         )
         return due
 

@@ -265,3 +265,11 @@ def test_two_gunicorn_workers_run_each_task_once_per_interval_in_total(postgres_
         assert min(gaps) >= INTERVAL - 0.2, f"{task} ran twice within one interval: {gaps}"
         assert {run.trigger for run in runs} == {Trigger.SCHEDULER}
     assert not TaskRun.objects.filter(status=RunStatus.FAILED).exists()
+
+
+def test_never_starts_under_pytest_even_when_enabled(settings):
+    from maintenance.scheduler import disabled_reason, start_in_process
+
+    settings.IN_PROCESS_SCHEDULER = True
+    assert disabled_reason() == "running under pytest"
+    assert start_in_process() is None

@@ -6,6 +6,7 @@ the safe ones: DEBUG off, task endpoints closed until CRON_SECRET is set.
 """
 
 import contextlib
+import importlib.util
 import os
 import shlex
 import sys
@@ -77,6 +78,13 @@ WSGI_APPLICATION = "pluggedin.wsgi.application"
 ASGI_APPLICATION = "pluggedin.asgi.application"
 
 
+def _importable(module: str) -> bool:
+    try:
+        return bool(module) and importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
 def _database() -> dict:
     try:
         with warnings.catch_warnings():
@@ -84,7 +92,7 @@ def _database() -> dict:
             config = env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
     except Exception as exc:  # django-environ raises several types for a bad URL
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
-    if not config.get("ENGINE"):
+    if not _importable(config.get("ENGINE", "")):
         raise ImproperlyConfigured("DATABASE_URL names an unsupported database scheme.")
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # A relative path means the project directory, not the working directory: cron

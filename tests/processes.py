@@ -1,10 +1,11 @@
-"""Helpers for tests that start the project in real child processes (runserver, gunicorn,
-cron jobs, commands): the environment they get, and the test database they must use."""
+"""Run the project in real subprocesses (`manage.py` commands, runserver, gunicorn, cron
+jobs) against the test database."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -13,26 +14,37 @@ from typing import TypeVar
 
 from django.db import connection
 
-PROJECT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-MANAGE = str(PROJECT / "manage.py")
+MANAGE = str(ROOT / "manage.py")
 T = TypeVar("T")
 
 
-def database_url() -> str:
-    """The URL of the test database this test runs against, for a child process."""
+def test_database_url() -> str:
+    """A DATABASE_URL naming the database this test session uses."""
     db = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    host = db.get("HOST") or "127.0.0.1"
     port = db.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    return f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{port}/{db['NAME']}"
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "PLUGGEDIN_ENV_FILE": "",
+        "SECRET_KEY": "test-secret-key-not-for-production-0123456789",
+        "IN_PROCESS_SCHEDULER": "false",
+        "DJANGO_SETTINGS_MODULE": "pluggedin.settings",
+    }
+    env.update(extra)
+    return env
 
 
 def project_env(**overrides: str) -> dict[str, str]:
-    """A bare environment (as cron or a service manager gives) with the project settings,
+    """A bare environment, as cron or a service manager gives, with the project settings,
     the test database and no `.env` file, plus `overrides`."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -41,12 +53,29 @@ def project_env(**overrides: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "pluggedin.settings",
         "PLUGGEDIN_ENV_FILE": "",
         "SECRET_KEY": "test-secret-key-for-child-processes-0123456789",
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": test_database_url(),
         "LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
     }
     env.update(overrides)
     return env
+
+
+def manage(*args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=subprocess_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_manage(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+    process = manage(*args, **env)
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def free_port() -> int:

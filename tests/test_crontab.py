@@ -20,7 +20,7 @@ from django.db import connection
 from maintenance import registry
 from maintenance.models import RunStatus, TaskRun, Trigger
 
-from .processes import MANAGE, PROJECT, PYTHON, project_env, wait_for
+from .processes import MANAGE, PYTHON, ROOT, project_env, wait_for
 
 CRON_FUNCTION = "maintenance.cron.run_task_from_cron"
 UNRELATED = "17 3 * * * /usr/bin/true # someone else's job, left alone\n"
@@ -56,12 +56,12 @@ def test_relative_sqlite_path_means_the_project_directory():
             "from django.conf import settings as s; print(s.DATABASES['default']['NAME'])",
         ],
         cwd="/",
-        env=project_env(DATABASE_URL="sqlite:///db.sqlite3", PYTHONPATH=str(PROJECT)),
+        env=project_env(DATABASE_URL="sqlite:///db.sqlite3", PYTHONPATH=str(ROOT)),
         capture_output=True,
         text=True,
         check=True,
     )
-    assert result.stdout.strip() == str(PROJECT / "db.sqlite3")
+    assert result.stdout.strip() == str(ROOT / "db.sqlite3")
 
 
 def job_hash(job: tuple) -> str:
@@ -139,7 +139,7 @@ def installed() -> str:
 def manage_crontab(subcommand: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [PYTHON, MANAGE, "crontab", subcommand],
-        cwd=PROJECT,
+        cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
@@ -257,6 +257,6 @@ def test_crontab_warns_about_variables_cron_will_not_see(tmp_path):
 
 def test_other_commands_never_warn_about_cron():
     result = subprocess.run(
-        [PYTHON, MANAGE, "check"], cwd=PROJECT, env=project_env(), capture_output=True, text=True
+        [PYTHON, MANAGE, "check"], cwd=ROOT, env=project_env(), capture_output=True, text=True
     )
     assert result.returncode == 0 and "W201" not in result.stdout + result.stderr

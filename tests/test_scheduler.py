@@ -16,7 +16,7 @@ from maintenance.registry import Task
 from maintenance.runner import run_task
 from maintenance.scheduler import Scheduler
 
-from .processes import MANAGE, PROJECT, PYTHON, free_port, project_env, wait_for
+from .processes import MANAGE, PYTHON, ROOT, free_port, project_env, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -128,7 +128,7 @@ def test_runner_rechecks_the_run_log_once_it_holds_the_lock(isolated_registry):
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [PYTHON, "-c", code],
-        cwd=PROJECT,
+        cwd=ROOT,
         env=project_env(**env),
         capture_output=True,
         text=True,
@@ -160,7 +160,7 @@ def test_scheduler_stays_off_with_in_process_scheduler_false():
 def test_management_commands_never_start_the_scheduler(command):
     result = subprocess.run(
         [PYTHON, MANAGE, *command],
-        cwd=PROJECT,
+        cwd=ROOT,
         env=project_env(IN_PROCESS_SCHEDULER="true"),
         capture_output=True,
         text=True,
@@ -175,7 +175,7 @@ def test_management_commands_never_start_the_scheduler(command):
 def start(args: list[str], **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         args,
-        cwd=PROJECT,
+        cwd=ROOT,
         env=project_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

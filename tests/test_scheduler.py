@@ -63,18 +63,26 @@ def test_failing_task_is_recorded_failed_and_the_next_one_keeps_running(isolated
     assert succeeded.count() == len(calls) >= 3
 
 
-def test_skips_a_task_any_trigger_ran_within_its_interval(isolated_registry):
-    calls = []
-    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, seconds=3600))
-    cron_run = TaskRun.objects.create(
-        task="count",
-        trigger=Trigger.CRON,
-        status=RunStatus.SUCCEEDED,
-        started_at=timezone.now() - timedelta(minutes=10),
+def success_ago(trigger: str, ago: timedelta) -> TaskRun:
+    """A success of the fake task `count` recorded by another trigger `ago`."""
+    started = timezone.now() - ago
+    return TaskRun.objects.create(
+        task="count", trigger=trigger, status=RunStatus.SUCCEEDED, started_at=started
     )
+
+
+def one_pass() -> Scheduler:
     scheduler = Scheduler()
     scheduler.plan_startup()
     scheduler.run_due()
+    return scheduler
+
+
+def test_skips_a_task_any_trigger_ran_within_its_interval(isolated_registry):
+    calls = []
+    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, seconds=3600))
+    cron_run = success_ago(Trigger.CRON, timedelta(minutes=10))
+    scheduler = one_pass()
 
     assert calls == []
     assert TaskRun.objects.count() == 1
@@ -84,15 +92,8 @@ def test_skips_a_task_any_trigger_ran_within_its_interval(isolated_registry):
 def test_runs_a_task_whose_last_success_is_older_than_its_interval(isolated_registry):
     calls = []
     isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, seconds=60))
-    TaskRun.objects.create(
-        task="count",
-        trigger=Trigger.HTTP,
-        status=RunStatus.SUCCEEDED,
-        started_at=timezone.now() - timedelta(minutes=2),
-    )
-    scheduler = Scheduler()
-    scheduler.plan_startup()
-    scheduler.run_due()
+    success_ago(Trigger.HTTP, timedelta(minutes=2))
+    one_pass()
 
     assert calls == [1]
     latest = TaskRun.objects.last_run("count")
@@ -103,12 +104,20 @@ def test_task_without_startup_run_waits_its_interval(isolated_registry):
     calls = []
     task = fake_task("count", lambda: calls.append(1) or {}, seconds=3600, run_at_startup=False)
     isolated_registry.register(task)
-    scheduler = Scheduler()
-    scheduler.plan_startup()
-    scheduler.run_due()
+    scheduler = one_pass()
 
     assert calls == []
     assert scheduler.seconds_until_next_due() > 3500
+
+
+def test_task_without_startup_run_catches_up_when_overdue(isolated_registry):
+    calls = []
+    task = fake_task("count", lambda: calls.append(1) or {}, seconds=3600, run_at_startup=False)
+    isolated_registry.register(task)
+    success_ago(Trigger.CRON, timedelta(hours=2))
+    one_pass()
+
+    assert calls == [1]
 
 
 def test_runner_rechecks_the_run_log_once_it_holds_the_lock(isolated_registry):

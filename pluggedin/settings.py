@@ -165,7 +165,8 @@ CRONTAB_PYTHON_EXECUTABLE = env.str("CRONTAB_PYTHON_EXECUTABLE", default=sys.exe
 CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
 CRONTAB_COMMENT = env.str("CRONTAB_COMMENT", default="pluggedin maintenance")
 CRONTAB_COMMAND_PREFIX = env.str("CRONTAB_COMMAND_PREFIX", default="")
-CRON_LOG_FILE = env.str("CRON_LOG_FILE", default=str(BASE_DIR / "logs" / "cron.log"))
+# A relative CRON_LOG_FILE is under BASE_DIR (cron's working directory is $HOME).
+CRON_LOG_FILE = str(BASE_DIR / env.str("CRON_LOG_FILE", default="logs/cron.log"))
 CRONTAB_COMMAND_SUFFIX = f">> {shlex.quote(CRON_LOG_FILE)} 2>&1"
 with contextlib.suppress(OSError):  # cron's shell runs nothing if it cannot open the log
     Path(CRON_LOG_FILE).parent.mkdir(parents=True, exist_ok=True)

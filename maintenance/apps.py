@@ -8,3 +8,4 @@ class MaintenanceConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the system checks
+        from . import cron  # noqa: F401 - registers the crontab environment check

@@ -85,6 +85,16 @@ def json_dumps(body: dict[str, Any]) -> str:
     return json.dumps(body, cls=DjangoJSONEncoder)
 
 
+class CleanupCommand(TaskCommand):
+    """A cleanup task's command: the common flags plus `--dry-run`."""
+
+    def add_task_arguments(self, parser: ArgumentParser) -> None:
+        add_dry_run(parser)
+
+    def task_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        return {"dry_run": options["dry_run"]}
+
+
 def add_dry_run(parser: ArgumentParser) -> None:
     parser.add_argument(
         "--dry-run",

@@ -86,12 +86,20 @@ class RunOutcome:
         return body
 
 
-def run_task(name: str, trigger: str, **options: Any) -> RunOutcome:
-    """Run task `name` once on behalf of `trigger`; see the module docstring."""
+def run_task(
+    name: str, trigger: str, *, unless_succeeded_since: datetime | None = None, **options: Any
+) -> RunOutcome:
+    """Run task `name` once on behalf of `trigger`; see the module docstring.
+
+    With `unless_succeeded_since` (the scheduler passes it), a success of any trigger since
+    then, seen once the lock is held, means the work is done: the call returns a skip and
+    records nothing. Checking only before the lock would let a runner that waited for
+    another's lock redo the work the other has just finished.
+    """
     started = time.monotonic()
     try:
         task = registry.get(name)
-        outcome = _run_registered(task, trigger, started, options)
+        outcome = _run_registered(task, trigger, started, options, unless_succeeded_since)
     except Exception as exc:  # a database outage before the run could be recorded
         outcome = _failure(name, trigger, started, exc, run=None)
         heartbeat.ping(name, heartbeat.FAIL)
@@ -102,7 +110,11 @@ def run_task(name: str, trigger: str, **options: Any) -> RunOutcome:
 
 
 def _run_registered(
-    task: registry.Task, trigger: str, started: float, options: dict[str, Any]
+    task: registry.Task,
+    trigger: str,
+    started: float,
+    options: dict[str, Any],
+    unless_succeeded_since: datetime | None,
 ) -> RunOutcome:
     reason = task.blocked_reason()
     if reason:
@@ -111,6 +123,11 @@ def _run_registered(
         if not held:
             reason = f"Skipped: another runner is already running {task.name}"
             return _record_skip(task.name, trigger, started, reason)
+        if unless_succeeded_since and TaskRun.objects.succeeded_since(
+            task.name, unless_succeeded_since
+        ):
+            reason = f"Skipped: {task.name} already succeeded since {unless_succeeded_since}"
+            return RunOutcome(task.name, trigger, RunStatus.SKIPPED, message=reason)
         run = TaskRun.objects.create(task=task.name, trigger=trigger, **_where())
         log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
         heartbeat.ping(task.name, heartbeat.START)

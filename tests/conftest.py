@@ -58,3 +58,17 @@ def throwaway_crontab(settings):
     finally:
         subprocess.run([crontab, "-u", name, "-r"], capture_output=True)
         subprocess.run(["userdel", name], capture_output=True)
+
+
+@pytest.fixture
+def other_tasks_healthy(db) -> None:
+    """Record a fresh success for every registered task but `pkce_cleanup`, so status
+    tests can watch that one task alone."""
+    from django.utils import timezone
+
+    from maintenance.models import TaskRun
+
+    now = timezone.now()
+    for name in registry.names():
+        if name != "pkce_cleanup":
+            TaskRun.objects.create(task=name, trigger="cron", status="succeeded", finished_at=now)

@@ -20,6 +20,7 @@ def run_url(task: str) -> str:
     return reverse("admin:maintenance_taskrun_run", args=[task])
 
 
+@pytest.mark.usefixtures("other_tasks_healthy")
 def test_the_app_index_shows_each_task_health_and_backlog(admin_client):
     run_task("pkce_cleanup", "cron")
 

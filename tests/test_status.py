@@ -17,7 +17,7 @@ from oauth.pkce import create_state
 from .processes import run_manage
 from .test_registry import fake_task
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("other_tasks_healthy")]
 
 URL = "/api/maintenance/status"
 

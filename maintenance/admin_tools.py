@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from .models import Trigger
-from .runner import run_task
+from .runner import RunOutcome, run_task
 
 
 class ExpiryFilter(admin.SimpleListFilter):
@@ -38,13 +38,18 @@ def run_task_action(task_name: str, label: str):
     """An admin action that runs `task_name` now, recorded with trigger `admin`."""
 
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-        outcome = run_task(task_name, Trigger.ADMIN)
-        if outcome.failed:
-            modeladmin.message_user(request, f"{task_name} failed: {outcome.error}", messages.ERROR)
-        else:
-            level = messages.WARNING if outcome.skipped else messages.SUCCESS
-            modeladmin.message_user(request, f"{outcome.message} (run {outcome.run_id})", level)
+        report_outcome(modeladmin, request, run_task(task_name, Trigger.ADMIN))
 
     action.__name__ = f"run_{task_name}"
     action.short_description = label
     return action
+
+
+def report_outcome(modeladmin: admin.ModelAdmin, request: HttpRequest, outcome: RunOutcome) -> None:
+    """The outcome as an admin message: success, warning for a skip, error for a failure."""
+    if outcome.failed:
+        text = f"{outcome.task} failed: {outcome.error} (run {outcome.run_id})"
+        modeladmin.message_user(request, text, messages.ERROR)
+    else:
+        level = messages.WARNING if outcome.skipped else messages.SUCCESS
+        modeladmin.message_user(request, f"{outcome.message} (run {outcome.run_id})", level)

@@ -5,3 +5,9 @@ class MaintenanceConfig(AppConfig):
     name = "maintenance"
     verbose_name = "Maintenance"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import (
+            checks,  # noqa: F401 - registers the system checks
+            cron,  # noqa: F401 - registers the crontab environment check
+        )

@@ -23,6 +23,9 @@ from .runner import RunOutcome, run_task
 class TaskCommand(BaseCommand):
     task_name: str = ""
     trigger: str = Trigger.COMMAND
+    # Cron runs these every few minutes: their stderr carries the one-line error only, not
+    # configuration warnings (those are for `manage.py check`), and no `crontab -l` per run.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
@@ -80,6 +83,16 @@ def quiet_console_logs(verbosity: int) -> Iterator[None]:
 def json_dumps(body: dict[str, Any]) -> str:
     """Serialise exactly as `JsonResponse` does, so both front doors print the same bytes."""
     return json.dumps(body, cls=DjangoJSONEncoder)
+
+
+class CleanupCommand(TaskCommand):
+    """A cleanup task's command: the common flags plus `--dry-run`."""
+
+    def add_task_arguments(self, parser: ArgumentParser) -> None:
+        add_dry_run(parser)
+
+    def task_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        return {"dry_run": options["dry_run"]}
 
 
 def add_dry_run(parser: ArgumentParser) -> None:

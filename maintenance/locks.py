@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from .events import LOCK_RELEASE_FAILED, log_event
 from .models import TaskLock
 
 logger = logging.getLogger(__name__)
@@ -53,16 +54,16 @@ def _advisory_lock(task: str) -> Iterator[bool]:
         yield held
     finally:
         if held:
-            _release_advisory(key)
+            _release_advisory(task, key)
 
 
-def _release_advisory(key: int) -> None:
+def _release_advisory(task: str, key: int) -> None:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
     except DatabaseError:
         # The connection is gone, and the server dropped the lock with it.
-        logger.warning("maintenance.lock.release_failed", exc_info=True)
+        log_event(logger, logging.WARNING, LOCK_RELEASE_FAILED, task=task, exc_info=True)
 
 
 @contextmanager

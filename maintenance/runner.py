@@ -19,9 +19,18 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import registry
+from . import heartbeat, registry, retention
+from .events import (
+    RUN_RECORD_FAILED,
+    TASK_FAILED,
+    TASK_FINISHED,
+    TASK_SKIPPED,
+    TASK_STARTED,
+    log_event,
+)
 from .locks import task_lock
 from .models import RunStatus, TaskRun
+from .redaction import redact
 
 logger = logging.getLogger("maintenance.runner")
 
@@ -77,20 +86,35 @@ class RunOutcome:
         return body
 
 
-def run_task(name: str, trigger: str, **options: Any) -> RunOutcome:
-    """Run task `name` once on behalf of `trigger`; see the module docstring."""
+def run_task(
+    name: str, trigger: str, *, unless_succeeded_since: datetime | None = None, **options: Any
+) -> RunOutcome:
+    """Run task `name` once on behalf of `trigger`; see the module docstring.
+
+    With `unless_succeeded_since` (the scheduler passes it), a success of any trigger since
+    then, seen once the lock is held, means the work is done: the call returns a skip and
+    records nothing. Checking only before the lock would let a runner that waited for
+    another's lock redo the work the other has just finished.
+    """
     started = time.monotonic()
     try:
         task = registry.get(name)
-        outcome = _run_registered(task, trigger, started, options)
+        outcome = _run_registered(task, trigger, started, options, unless_succeeded_since)
     except Exception as exc:  # a database outage before the run could be recorded
         outcome = _failure(name, trigger, started, exc, run=None)
+        heartbeat.ping(name, heartbeat.FAIL)
     _log(outcome)
+    if outcome.status == RunStatus.SUCCEEDED:
+        retention.maybe_prune()
     return outcome
 
 
 def _run_registered(
-    task: registry.Task, trigger: str, started: float, options: dict[str, Any]
+    task: registry.Task,
+    trigger: str,
+    started: float,
+    options: dict[str, Any],
+    unless_succeeded_since: datetime | None,
 ) -> RunOutcome:
     reason = task.blocked_reason()
     if reason:
@@ -99,15 +123,22 @@ def _run_registered(
         if not held:
             reason = f"Skipped: another runner is already running {task.name}"
             return _record_skip(task.name, trigger, started, reason)
+        if unless_succeeded_since and TaskRun.objects.succeeded_since(
+            task.name, unless_succeeded_since
+        ):
+            reason = f"Skipped: {task.name} already succeeded since {unless_succeeded_since}"
+            return RunOutcome(task.name, trigger, RunStatus.SKIPPED, message=reason)
         run = TaskRun.objects.create(task=task.name, trigger=trigger, **_where())
-        logger.info(
-            "maintenance.task.started task=%s trigger=%s run=%s", task.name, trigger, run.pk
-        )
+        log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
+        heartbeat.ping(task.name, heartbeat.START)
         try:
             result = dict(task.func(**options))
         except Exception as exc:
+            heartbeat.ping(task.name, heartbeat.FAIL)
             return _failure(task.name, trigger, started, exc, run=run)
-        return _finish(run, started, RunStatus.SUCCEEDED, result, message=task.describe(result))
+        outcome = _finish(run, started, RunStatus.SUCCEEDED, result, message=task.describe(result))
+        heartbeat.ping(task.name, heartbeat.SUCCESS)
+        return outcome
 
 
 def _record_skip(
@@ -123,14 +154,16 @@ def _record_skip(
 def _failure(
     name: str, trigger: str, started: float, exc: Exception, run: TaskRun | None
 ) -> RunOutcome:
-    error = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+    # Redacted once here, so no secret in an exception message reaches the run log, the
+    # admin, an HTTP body or a log line.
+    error = redact(f"{type(exc).__name__}: {exc}".strip().splitlines()[0])
     outcome = RunOutcome(
         task=name,
         trigger=trigger,
         status=RunStatus.FAILED,
         error=error,
         exception=exc,
-        traceback=traceback.format_exc(),
+        traceback=redact(traceback.format_exc()),
         duration_ms=_elapsed_ms(started),
     )
     if run is not None:
@@ -138,7 +171,7 @@ def _failure(
             _finish(run, started, RunStatus.FAILED, {}, error=error)
             outcome.run_id = run.pk
         except Exception:  # the database went away mid-run; the error still reaches the caller
-            logger.warning("maintenance.run.record_failed task=%s run=%s", name, run.pk)
+            log_event(logger, logging.WARNING, RUN_RECORD_FAILED, task=name, run=run.pk)
             outcome.run_id = run.pk
     return outcome
 
@@ -179,29 +212,18 @@ def _elapsed_ms(started: float) -> int:
 
 
 def _log(outcome: RunOutcome) -> None:
+    """One event per outcome; see README "Log events"."""
+    common = {"task": outcome.task, "trigger": outcome.trigger, "run": outcome.run_id}
     if outcome.failed:
-        logger.error(
-            "maintenance.task.failed task=%s trigger=%s run=%s error=%s",
-            outcome.task,
-            outcome.trigger,
-            outcome.run_id,
-            outcome.error,
-        )
+        log_event(logger, logging.ERROR, TASK_FAILED, **common, error=outcome.error)
     elif outcome.skipped:
-        logger.info(
-            "maintenance.task.skipped task=%s trigger=%s run=%s reason=%s",
-            outcome.task,
-            outcome.trigger,
-            outcome.run_id,
-            outcome.message,
-        )
+        log_event(logger, logging.INFO, TASK_SKIPPED, **common, reason=outcome.message)
     else:
-        counts = " ".join(f"{key}={value}" for key, value in outcome.result.items())
-        logger.info(
-            "maintenance.task.finished task=%s trigger=%s run=%s duration_ms=%s %s",
-            outcome.task,
-            outcome.trigger,
-            outcome.run_id,
-            outcome.duration_ms,
-            counts,
+        log_event(
+            logger,
+            logging.INFO,
+            TASK_FINISHED,
+            **common,
+            duration_ms=outcome.duration_ms,
+            counts=dict(outcome.result),
         )

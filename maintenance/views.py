@@ -10,10 +10,12 @@ from django.http import HttpRequest, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
 
 from .auth import Verdict, check_bearer
 from .models import Trigger
 from .runner import run_task
+from .status import maintenance_status
 
 DEBUG_NOTE = (
     "Ran without a token because DEBUG is true; production callers must send a Bearer token."
@@ -65,6 +67,19 @@ class TaskView(View):
 
     def task_options(self) -> dict[str, Any]:
         return {}
+
+
+@require_http_methods(["GET", "HEAD"])
+def status(request: HttpRequest) -> JsonResponse:
+    """For uptime monitors: 200 when every task is healthy, 503 otherwise (Bearer)."""
+    refused = bearer_gate(request)
+    if refused:
+        return refused
+    try:
+        body = maintenance_status()
+    except DatabaseError:
+        body = {"healthy": False, "error": "database unavailable"}
+    return JsonResponse(body, status=200 if body["healthy"] else 503)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

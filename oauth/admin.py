@@ -2,15 +2,34 @@ from django.contrib import admin
 
 from maintenance.admin_tools import ExpiryFilter, mask, run_task_action
 
-from .models import PKCEState
+from .models import ExpiringModel, OAuthSession, PKCEState
+
+
+class ExpiringAdmin(admin.ModelAdmin):
+    """Read-only inspection of short-lived OAuth rows keyed by a `state`."""
+
+    list_filter = [ExpiryFilter, "created_at"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def short_state(self, obj: ExpiringModel) -> str:
+        return f"{obj.state[:12]}…"
+
+    @admin.display(boolean=True)
+    def expired(self, obj: ExpiringModel) -> bool:
+        return obj.is_expired
 
 
 @admin.register(PKCEState)
-class PKCEStateAdmin(admin.ModelAdmin):
+class PKCEStateAdmin(ExpiringAdmin):
     list_display = ["short_state", "server_uuid", "user", "created_at", "expires_at", "expired"]
-    list_filter = [ExpiryFilter, "created_at"]
     search_fields = ["state", "server_uuid", "redirect_uri", "user__username", "user__email"]
-    date_hierarchy = "created_at"
     fields = [
         "state",
         "server_uuid",
@@ -24,20 +43,6 @@ class PKCEStateAdmin(admin.ModelAdmin):
     readonly_fields = fields
     actions = [run_task_action("pkce_cleanup", "Run PKCE cleanup now (deletes all expired states)")]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="state")
-    def short_state(self, obj: PKCEState) -> str:
-        return f"{obj.state[:12]}…"
-
-    @admin.display(boolean=True)
-    def expired(self, obj: PKCEState) -> bool:
-        return obj.is_expired
-
     @admin.display(description="code verifier")
     def masked_verifier(self, obj: PKCEState) -> str:
         return mask(obj.code_verifier)
@@ -45,3 +50,32 @@ class PKCEStateAdmin(admin.ModelAdmin):
     @admin.display(description="integrity hash")
     def masked_integrity_hash(self, obj: PKCEState) -> str:
         return mask(obj.integrity_hash)
+
+
+@admin.register(OAuthSession)
+class OAuthSessionAdmin(ExpiringAdmin):
+    list_display = [
+        "short_state",
+        "provider",
+        "server_uuid",
+        "profile_uuid",
+        "created_at",
+        "expires_at",
+        "expired",
+    ]
+    list_filter = [ExpiryFilter, "provider", "created_at"]
+    search_fields = ["state", "server_uuid", "profile_uuid", "callback_url", "provider"]
+    readonly_fields = [
+        "state",
+        "server_uuid",
+        "profile_uuid",
+        "callback_url",
+        "provider",
+        "created_at",
+        "expires_at",
+    ]
+    actions = [
+        run_task_action(
+            "oauth_session_cleanup", "Run OAuth session cleanup now (deletes all expired sessions)"
+        )
+    ]

@@ -11,18 +11,36 @@ class OAuthConfig(AppConfig):
     def ready(self) -> None:
         from maintenance import registry
 
-        from .cleanup import cleanup_pkce_states, pkce_backlog
+        from . import cleanup
 
-        registry.register(
-            registry.Task(
-                name="pkce_cleanup",
-                func=cleanup_pkce_states,
-                description="Delete expired OAuth PKCE states.",
-                message="Deleted {deletedCount} expired PKCE states",
-                cron="*/10 * * * *",
-                interval=timedelta(minutes=10),
-                run_at_startup=True,
-                options=frozenset({"dry_run"}),
-                backlog=pkce_backlog,
+        for name, func, rows, cron, interval, backlog in [
+            (
+                "pkce_cleanup",
+                cleanup.cleanup_pkce_states,
+                "PKCE states",
+                "*/10 * * * *",
+                timedelta(minutes=10),
+                cleanup.pkce_backlog,
+            ),
+            (
+                "oauth_session_cleanup",
+                cleanup.cleanup_oauth_sessions,
+                "OAuth sessions",
+                "0 * * * *",
+                timedelta(hours=1),
+                cleanup.oauth_session_backlog,
+            ),
+        ]:
+            registry.register(
+                registry.Task(
+                    name=name,
+                    func=func,
+                    description=f"Delete expired {rows}.",
+                    message=f"Deleted {{deletedCount}} expired {rows}",
+                    cron=cron,
+                    interval=interval,
+                    run_at_startup=True,
+                    options=frozenset({"dry_run"}),
+                    backlog=backlog,
+                )
             )
-        )

@@ -5,8 +5,11 @@ read when present, without overriding variables already in the environment. Defa
 the safe ones: DEBUG off, task endpoints closed until CRON_SECRET is set.
 """
 
+import contextlib
 import importlib.util
 import os
+import shlex
+import sys
 import warnings
 from pathlib import Path
 
@@ -93,6 +96,10 @@ def _database() -> dict:
     if not _importable(config.get("ENGINE", "")):
         raise ImproperlyConfigured("DATABASE_URL names an unsupported database scheme.")
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        # A relative path means the project directory, not the working directory: cron
+        # runs its jobs from $HOME and would otherwise open (and create) another file.
+        if config["NAME"] and config["NAME"] != ":memory:":
+            config["NAME"] = str(BASE_DIR / config["NAME"])
         # Several runners (cron, HTTP, scheduler) share one file: wait for the write lock
         # instead of failing, and take it up front so transactions never deadlock.
         config.setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
@@ -134,8 +141,55 @@ PKCE_CLEANUP_CRON = env.str("PKCE_CLEANUP_CRON", default="*/10 * * * *")
 SCHEDULED_EMAILS_CRON = env.str("SCHEDULED_EMAILS_CRON", default="0 * * * *")
 OAUTH_SESSION_CLEANUP_CRON = env.str("OAUTH_SESSION_CLEANUP_CRON", default="0 * * * *")
 
+# In-process intervals; unset means the task's own (10 min, 1 h, 1 h). Short ones for tests.
+PKCE_CLEANUP_INTERVAL_SECONDS = env.int("PKCE_CLEANUP_INTERVAL_SECONDS", default=None)
+SCHEDULED_EMAILS_INTERVAL_SECONDS = env.int("SCHEDULED_EMAILS_INTERVAL_SECONDS", default=None)
+OAUTH_SESSION_CLEANUP_INTERVAL_SECONDS = env.int(
+    "OAUTH_SESSION_CLEANUP_INTERVAL_SECONDS", default=None
+)
+
+# --- System crontab (django-crontab): python manage.py crontab add|show|remove ---
+# One entry per task, (task name, cron expression); tests/test_crontab.py checks the names
+# against the task registry. Each job runs `manage.py crontab run <hash>` with this
+# project's interpreter and settings; cron's bare environment gets DATABASE_URL,
+# CRON_SECRET and the rest from the `.env` file above, never from the installing shell.
+MAINTENANCE_CRON_TASKS = [
+    ("pkce_cleanup", PKCE_CLEANUP_CRON),
+    ("scheduled_emails", SCHEDULED_EMAILS_CRON),
+    ("oauth_session_cleanup", OAUTH_SESSION_CLEANUP_CRON),
+]
+CRONJOBS = [
+    (schedule, "maintenance.cron.run_task_from_cron", [name])
+    for name, schedule in MAINTENANCE_CRON_TASKS
+]
+CRONTAB_PYTHON_EXECUTABLE = env.str("CRONTAB_PYTHON_EXECUTABLE", default=sys.executable)
+CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
+CRONTAB_COMMENT = env.str("CRONTAB_COMMENT", default="pluggedin maintenance")
+CRONTAB_COMMAND_PREFIX = env.str("CRONTAB_COMMAND_PREFIX", default="")
+# A relative CRON_LOG_FILE is under BASE_DIR (cron's working directory is $HOME).
+CRON_LOG_FILE = str(BASE_DIR / env.str("CRON_LOG_FILE", default="logs/cron.log"))
+CRONTAB_COMMAND_SUFFIX = f">> {shlex.quote(CRON_LOG_FILE)} 2>&1"
+with contextlib.suppress(OSError):  # cron's shell runs nothing if it cannot open the log
+    Path(CRON_LOG_FILE).parent.mkdir(parents=True, exist_ok=True)
+ENV_FILE = _ENV_FILE
+
 MAINTENANCE_DELETE_BATCH_SIZE = env.int("MAINTENANCE_DELETE_BATCH_SIZE", default=10000)
 MAINTENANCE_LOCK_LEASE_SECONDS = env.int("MAINTENANCE_LOCK_LEASE_SECONDS", default=900)
+
+# Run-log rows older than this are pruned by the task runs themselves (0 keeps them all).
+MAINTENANCE_RUN_RETENTION_DAYS = env.int("MAINTENANCE_RUN_RETENTION_DAYS", default=30)
+MAINTENANCE_RUN_PRUNE_INTERVAL_SECONDS = 3600
+
+# Optional healthchecks.io-style ping URLs per task (<url>/start, <url>, <url>/fail).
+PKCE_CLEANUP_HEARTBEAT_URL = env.str("PKCE_CLEANUP_HEARTBEAT_URL", default="") or None
+SCHEDULED_EMAILS_HEARTBEAT_URL = env.str("SCHEDULED_EMAILS_HEARTBEAT_URL", default="") or None
+OAUTH_SESSION_CLEANUP_HEARTBEAT_URL = (
+    env.str("OAUTH_SESSION_CLEANUP_HEARTBEAT_URL", default="") or None
+)
+MAINTENANCE_HEARTBEAT_URLS: dict[str, str] = {}
+MAINTENANCE_HEARTBEAT_TIMEOUT_SECONDS = env.float(
+    "MAINTENANCE_HEARTBEAT_TIMEOUT_SECONDS", default=5.0
+)
 
 # --- Email ---
 
@@ -155,15 +209,27 @@ SCHEDULED_EMAILS_MAX_SECONDS = env.float("SCHEDULED_EMAILS_MAX_SECONDS", default
 # --- Logging ---
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+# `plain` (one key=value line per event) or `json` (one JSON object per line).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "maintenance.log_format.JsonFormatter"},
+    },
+    "filters": {
+        "redact_secrets": {"()": "maintenance.redaction.RedactSecretsFilter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact_secrets"],
+        },
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {

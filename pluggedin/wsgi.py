@@ -1,4 +1,5 @@
-"""WSGI entry point; importing it means this process serves requests."""
+"""WSGI entry point; importing it means this process serves requests, so it also starts
+the in-process maintenance scheduler (see maintenance/scheduler.py)."""
 
 import os
 
@@ -7,3 +8,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pluggedin.settings")
 
 application = get_wsgi_application()
+
+from maintenance.scheduler import start_in_process  # noqa: E402 - needs the apps loaded
+
+start_in_process()

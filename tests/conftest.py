@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import pytest
 from django.db import connection
 
@@ -32,3 +36,40 @@ def isolated_registry():
 def postgres_only():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (covered by the PostgreSQL pass of `make test`)")
+
+
+@pytest.fixture
+def throwaway_crontab(settings):
+    """A fresh unix user whose crontab django-crontab reads and writes (through the real
+    `crontab` binary), so tests never touch the crontab of the user running them."""
+    crontab, useradd = shutil.which("crontab"), shutil.which("useradd")
+    if os.geteuid() != 0 or not crontab or not useradd:
+        if os.environ.get("CI") == "true":
+            pytest.fail("crontab tests need root, `crontab` and `useradd` in CI")
+        pytest.skip("needs root, the `crontab` binary and `useradd`")
+    name = f"pgops{os.getpid()}"
+    subprocess.run(
+        [useradd, "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+        capture_output=True,
+    )
+    settings.CRONTAB_EXECUTABLE = f"{crontab} -u {name}"
+    try:
+        yield name
+    finally:
+        subprocess.run([crontab, "-u", name, "-r"], capture_output=True)
+        subprocess.run(["userdel", name], capture_output=True)
+
+
+@pytest.fixture
+def other_tasks_healthy(db) -> None:
+    """Record a fresh success for every registered task but `pkce_cleanup`, so status
+    tests can watch that one task alone."""
+    from django.utils import timezone
+
+    from maintenance.models import TaskRun
+
+    now = timezone.now()
+    for name in registry.names():
+        if name != "pkce_cleanup":
+            TaskRun.objects.create(task=name, trigger="cron", status="succeeded", finished_at=now)

@@ -1,15 +1,23 @@
-"""Run `manage.py` in real subprocesses against the test database."""
+"""Run the project in real subprocesses (`manage.py` commands, runserver, gunicorn, cron
+jobs) against the test database."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+MANAGE = str(ROOT / "manage.py")
+T = TypeVar("T")
 
 
 def test_database_url() -> str:
@@ -35,6 +43,24 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def project_env(**overrides: str) -> dict[str, str]:
+    """A bare environment, as cron or a service manager gives, with the project settings,
+    the test database and no `.env` file, plus `overrides`."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+        "DJANGO_SETTINGS_MODULE": "pluggedin.settings",
+        "PLUGGEDIN_ENV_FILE": "",
+        "SECRET_KEY": "test-secret-key-for-child-processes-0123456789",
+        "DATABASE_URL": test_database_url(),
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(overrides)
+    return env
+
+
 def manage(*args: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), *args],
@@ -50,3 +76,20 @@ def run_manage(*args: str, timeout: float = 60, **env: str) -> subprocess.Comple
     process = manage(*args, **env)
     stdout, stderr = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], T], timeout: float, interval: float = 0.25) -> T:
+    """Poll `condition` until it returns something truthy; return that, or the last falsy
+    value after `timeout` seconds (the caller's assert then shows what was seen)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

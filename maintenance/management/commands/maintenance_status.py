@@ -1,0 +1,56 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+
+from maintenance.commands import json_dumps
+from maintenance.status import maintenance_status
+
+
+class Command(BaseCommand):
+    help = (
+        "Show each maintenance task's schedule, last run, last success, next due time and "
+        "health, plus the backlog. Exits 0 when every task is healthy and 1 when any is not "
+        "(or the database is unreachable), so it can gate a deploy or feed a monitor."
+    )
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            dest="as_json",
+            help="Print exactly the body of GET /api/maintenance/status.",
+        )
+
+    def handle(self, *args: Any, as_json: bool, **options: Any) -> None:
+        try:
+            status = maintenance_status()
+        except DatabaseError as exc:
+            raise CommandError(f"database unavailable: {exc}".strip()) from exc
+        if as_json:
+            self.stdout.write(json_dumps(status))
+        else:
+            self.stdout.write(self.render(status))
+        if not status["healthy"]:
+            stale = [name for name, task in status["tasks"].items() if not task["healthy"]]
+            raise CommandError(f"unhealthy: {', '.join(stale)}")
+
+    def render(self, status: dict[str, Any]) -> str:
+        lines = [f"Maintenance is {'healthy' if status['healthy'] else 'UNHEALTHY'}"]
+        for name, task in status["tasks"].items():
+            last = task["lastSuccess"]
+            if not task["enabled"]:
+                state = f"disabled ({task['disabledReason']})"
+            elif task["healthy"]:
+                state = "ok"
+            else:
+                state = f"STALE: {task['problem']}"
+            lines.append(
+                f"  {name:<24} {state}; schedule '{task['schedule']}', every "
+                f"{task['intervalSeconds']} s; last success "
+                f"{last['finishedAt'] if last else 'never'}; next due {task['nextDue'] or '-'}"
+            )
+        backlog = ", ".join(f"{k}={v}" for k, v in status["backlog"].items()) or "none"
+        lines.append(f"Backlog: {backlog}")
+        return "\n".join(lines)

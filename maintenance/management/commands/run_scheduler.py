@@ -1,0 +1,21 @@
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from maintenance.scheduler import Scheduler
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the maintenance scheduler in the foreground, for a dedicated worker container "
+        "(then set IN_PROCESS_SCHEDULER=false on the web servers). Safe beside cron, the web "
+        "servers' schedulers and other workers: a task that any of them ran within its "
+        "interval is skipped. Stops cleanly on Ctrl-C or SIGTERM."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        scheduler = Scheduler()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: scheduler.stop_event.set())
+        scheduler.run_forever()

@@ -1,0 +1,181 @@
+"""The in-process scheduler: a daemon thread in each serving process that runs every task
+at its interval, and the cleanups once at start.
+
+Any number of processes (gunicorn workers, several hosts, the crontab, a worker container
+running `run_scheduler`) may run it against one database without doing the work twice:
+before a run it asks the run log whether any trigger succeeded within the task's
+interval, and it plans each task's next run from the last success in the run log, not
+from its own clock, so all processes aim at the same moment. The runner's lock and its
+re-check under the lock (`unless_succeeded_since`) settle the race at that moment.
+
+It is started by `pluggedin/wsgi.py` and `pluggedin/asgi.py`, which only serving
+processes import (runserver imports them in its serving child, never in the autoreloader
+parent; gunicorn and uvicorn in each worker), so `migrate`, `shell` and other commands
+never start it. Under pytest, or with IN_PROCESS_SCHEDULER=false, it does not start.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+
+from . import registry
+from .models import TaskRun, Trigger
+from .runner import run_task
+
+logger = logging.getLogger("maintenance.scheduler")
+
+MIN_SLEEP = timedelta(seconds=0.1)  # never spin, even when a due time is in the past
+RETRY_AFTER_ERROR = timedelta(seconds=60)  # the run log itself was unreachable
+SHUTDOWN_TIMEOUT_SECONDS = 10.0  # let a run in progress record its outcome
+THREAD_NAME = "maintenance-scheduler"
+
+
+class Scheduler:
+    """The loop, shared by the background thread and `manage.py run_scheduler`."""
+
+    def __init__(self, tasks: list[registry.Task] | None = None) -> None:
+        self.tasks = tasks if tasks is not None else registry.all_tasks()
+        self.stop_event = threading.Event()
+        self.due: dict[str, datetime] = {}
+        self.thread: threading.Thread | None = None
+
+    def describe(self) -> str:
+        return ",".join(f"{t.name}/{int(t.every.total_seconds())}s" for t in self.tasks)
+
+    def run_forever(self) -> None:
+        """Run until `stop()`: the startup pass first, then each task when it falls due."""
+        logger.info("maintenance.scheduler.started pid=%s tasks=%s", os.getpid(), self.describe())
+        self.plan_startup()
+        while not self.stop_event.is_set():
+            self.run_due()
+            self.stop_event.wait(self.seconds_until_next_due())
+        logger.info("maintenance.scheduler.stopped pid=%s", os.getpid())
+
+    def plan_startup(self) -> None:
+        now = timezone.now()
+        for task in self.tasks:
+            self.due[task.name] = now if task.run_at_startup else self._first_due(task, now)
+        connections.close_all()
+
+    def run_due(self) -> None:
+        """Attempt every task whose time has come; one failure never stops the others."""
+        for task in self.tasks:
+            if self.stop_event.is_set():
+                return
+            if self.due[task.name] <= timezone.now():
+                self.due[task.name] = self._attempt(task)
+
+    def seconds_until_next_due(self) -> float | None:
+        if not self.due:
+            return None
+        wait = min(self.due.values()) - timezone.now()
+        return max(wait, MIN_SLEEP).total_seconds()
+
+    def _attempt(self, task: registry.Task) -> datetime:
+        """Run `task` unless any trigger succeeded within its interval; return its next due
+        time. Connections are closed after each attempt: a thread that sleeps for an hour
+        must not hold one, and a dropped one must not break the next run."""
+        now = timezone.now()
+        since = now - task.every
+        try:
+            if TaskRun.objects.succeeded_since(task.name, since):
+                event, details = "skipped", "reason=succeeded_within_interval"
+            else:
+                outcome = run_task(task.name, Trigger.SCHEDULER, unless_succeeded_since=since)
+                event, details = "ran", f"status={outcome.status} run={outcome.run_id}"
+            due = self._next_due(task, now)
+        except Exception:  # the run log is unreachable; the runner itself never raises
+            logger.exception("maintenance.scheduler.error task=%s", task.name)
+            return now + min(task.every, RETRY_AFTER_ERROR)
+        finally:
+            connections.close_all()
+        next_in = int((due - timezone.now()).total_seconds())
+        logger.info(
+            "maintenance.scheduler.%s task=%s %s next_in=%ss", event, task.name, details, next_in
+        )
+        return due
+
+    def _next_due(self, task: registry.Task, now: datetime) -> datetime:
+        """One interval after the last success of any trigger, or after `now` when that
+        success is older than an interval (a failure is retried an interval later)."""
+        last = TaskRun.objects.last_success(task.name)
+        if last is not None and last.started_at > now - task.every:
+            return max(last.started_at + task.every, now + MIN_SLEEP)
+        return now + task.every
+
+    def _first_due(self, task: registry.Task, now: datetime) -> datetime:
+        """A task without a startup run waits its interval, counted from its last success
+        anywhere: an overdue task runs now."""
+        try:
+            last = TaskRun.objects.last_success(task.name)
+        except Exception:
+            logger.exception("maintenance.scheduler.error task=%s", task.name)
+            return now + task.every
+        return max(last.started_at + task.every, now) if last else now + task.every
+
+    def start_thread(self) -> None:
+        self.thread = threading.Thread(target=self._run_logged, name=THREAD_NAME, daemon=True)
+        self.thread.start()
+
+    def _run_logged(self) -> None:
+        try:
+            self.run_forever()
+        except Exception:  # a bug in the loop itself: say so loudly rather than vanish
+            logger.exception("maintenance.scheduler.crashed pid=%s", os.getpid())
+
+    def stop(self, timeout: float = SHUTDOWN_TIMEOUT_SECONDS) -> None:
+        self.stop_event.set()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
+
+
+_running: Scheduler | None = None
+_start_lock = threading.Lock()
+
+
+def disabled_reason() -> str | None:
+    if not getattr(settings, "IN_PROCESS_SCHEDULER", False):
+        return "IN_PROCESS_SCHEDULER is false"
+    if "pytest" in sys.modules:
+        return "running under pytest"
+    return None
+
+
+def start_in_process() -> Scheduler | None:
+    """Start this process's scheduler thread, once; called by the WSGI and ASGI modules.
+
+    Forking a process that runs it (gunicorn --preload imports the application in the
+    master) starts a fresh one in the child, as threads do not survive a fork; the
+    master's own keeps running, and the run log keeps them all to one run per interval.
+    """
+    global _running
+    reason = disabled_reason()
+    if reason:
+        logger.info("maintenance.scheduler.disabled pid=%s reason=%s", os.getpid(), reason)
+        return None
+    with _start_lock:
+        if _running is None:
+            _running = Scheduler()
+            _running.start_thread()
+            atexit.register(_running.stop)
+        return _running
+
+
+def _restart_after_fork() -> None:
+    global _running, _start_lock
+    if _running is None:
+        return
+    _running, _start_lock = None, threading.Lock()  # the parent's lock may have been held
+    start_in_process()
+
+
+os.register_at_fork(after_in_child=_restart_after_fork)

@@ -1,0 +1,99 @@
+"""The maintenance status shared by `GET /api/maintenance/status`, the
+`maintenance_status` command and the admin summary: one function, three front doors.
+
+A task is healthy when it succeeded within twice its interval (one missed run is
+tolerated, two are not). A task its gate shuts off here (emails without CLOUD_DEPLOY) is
+reported as disabled and counts as healthy: nothing is expected of it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.utils import timezone
+
+from . import registry
+from .models import RunStatus, TaskRun
+
+STALE_FACTOR = 2
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def run_summary(run: TaskRun | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    summary = {
+        "id": run.pk,
+        "status": run.status,
+        "trigger": run.trigger,
+        "startedAt": iso(run.started_at),
+        "finishedAt": iso(run.finished_at),
+        "durationMs": run.duration_ms,
+    }
+    if run.status == RunStatus.FAILED:
+        summary["error"] = run.error
+    return summary
+
+
+def task_status(task: registry.Task, now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    blocked = task.blocked_reason()
+    last_run = TaskRun.objects.last_run(task.name)
+    last_success = TaskRun.objects.last_success(task.name)
+    allowed_gap = task.every * STALE_FACTOR
+    if blocked:
+        healthy, problem, next_due = True, None, None
+    elif last_success is None:
+        healthy, problem, next_due = False, "has never succeeded", now
+    else:
+        healthy = now - last_success.started_at <= allowed_gap
+        problem = None if healthy else f"no success in the last {_duration(allowed_gap)}"
+        next_due = last_success.started_at + task.every
+    return {
+        "task": task.name,
+        "description": task.description,
+        "schedule": task.schedule,
+        "intervalSeconds": int(task.every.total_seconds()),
+        "enabled": blocked is None,
+        "disabledReason": blocked,
+        "lastRun": run_summary(last_run),
+        "lastSuccess": run_summary(last_success),
+        "nextDue": iso(next_due),
+        "healthy": healthy,
+        "problem": problem,
+    }
+
+
+def backlog() -> dict[str, int]:
+    """Every task's waiting work, merged (expiredPkceStates, dueEmails, ...)."""
+    counts: dict[str, int] = {}
+    for task in registry.all_tasks():
+        counts.update(task.pending())
+    return counts
+
+
+def maintenance_status(now: datetime | None = None) -> dict[str, Any]:
+    """The whole status body; `healthy` is false when any enabled task is stale."""
+    now = now or timezone.now()
+    tasks = {task.name: task_status(task, now) for task in registry.all_tasks()}
+    return {
+        "healthy": all(t["healthy"] for t in tasks.values()),
+        "timestamp": iso(now),
+        "tasks": tasks,
+        "backlog": backlog(),
+    }
+
+
+def _duration(gap: Any) -> str:
+    seconds = int(gap.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"

@@ -1,0 +1,156 @@
+"""Batched deletion of expired rows (`maintenance.purge`), on both databases and both
+PostgreSQL strategies: index-chosen batches for a small backlog, a heap walk for a large one."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from maintenance.purge import purge_expired
+from oauth.models import PKCEState
+
+pytestmark = pytest.mark.django_db
+SERVER = uuid.UUID(int=7)
+
+
+def fill(expired: int, active: int) -> None:
+    now = timezone.now()
+    rows = [
+        PKCEState(
+            state=f"{'e' if i < expired else 'a'}{i:042d}",
+            server_uuid=SERVER,
+            code_verifier="v" * 43,
+            redirect_uri="https://client.test/cb",
+            integrity_hash="0" * 64,
+            expires_at=now + (timedelta(minutes=-1) if i < expired else timedelta(minutes=10)),
+        )
+        for i in range(expired + active)
+    ]
+    # Interleave expired and active rows physically, as real traffic does.
+    rows.sort(key=lambda row: row.state[1:])
+    PKCEState.objects.bulk_create(rows, batch_size=1000)
+
+
+def deletes(captured: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries if q["sql"].startswith("DELETE")]
+
+
+def test_one_row_in_the_past_one_in_the_future():
+    fill(expired=1, active=1)
+
+    assert purge_expired(PKCEState, timezone.now()) == 1
+    assert PKCEState.objects.get().state.startswith("a")
+
+
+def test_dry_run_counts_and_deletes_nothing():
+    fill(expired=30, active=10)
+
+    assert purge_expired(PKCEState, timezone.now(), dry_run=True) == 30
+    assert PKCEState.objects.count() == 40
+
+
+def test_nothing_expired_deletes_nothing():
+    fill(expired=0, active=20)
+
+    assert purge_expired(PKCEState, timezone.now(), batch_size=5) == 0
+    assert PKCEState.objects.count() == 20
+
+
+def test_a_small_backlog_goes_in_batches_through_the_index():
+    fill(expired=23, active=977)
+
+    with CaptureQueriesContext(connection) as captured:
+        deleted = purge_expired(PKCEState, timezone.now(), batch_size=5)
+
+    assert deleted == 23
+    assert PKCEState.objects.count() == 977
+    assert not PKCEState.objects.expired().exists()
+    statements = deletes(captured)
+    assert len(statements) == 5  # 5 + 5 + 5 + 5 + 3
+    assert all("ctid" not in sql for sql in statements)
+
+
+def test_a_large_backlog_walks_the_heap_on_postgresql(postgres_only):
+    fill(expired=3000, active=1000)
+
+    with CaptureQueriesContext(connection) as captured:
+        deleted = purge_expired(PKCEState, timezone.now(), batch_size=200)
+
+    assert deleted == 3000
+    assert PKCEState.objects.count() == 1000
+    assert not PKCEState.objects.expired().exists()
+    statements = deletes(captured)
+    assert len(statements) > 1
+    assert all("ctid" in sql for sql in statements)
+
+
+def test_a_large_backlog_elsewhere_goes_in_key_batches():
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL walks the heap; see the test above")
+    fill(expired=450, active=50)
+
+    with CaptureQueriesContext(connection) as captured:
+        deleted = purge_expired(PKCEState, timezone.now(), batch_size=100)
+
+    assert deleted == 450
+    assert PKCEState.objects.count() == 50
+    assert len(deletes(captured)) == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_batch_is_its_own_transaction(postgres_only):
+    """In autocommit every DELETE commits alone: another connection sees a batch gone
+    while the cleanup is still going."""
+    fill(expired=3000, active=1000)
+    seen_from_outside: list[int] = []
+
+    def watch(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        deleted_some = sql.startswith("DELETE") and context["cursor"].rowcount > 0
+        if deleted_some and not seen_from_outside:
+            seen_from_outside.append(count_from_another_connection())
+        return result
+
+    with connection.execute_wrapper(watch):
+        purge_expired(PKCEState, timezone.now(), batch_size=200)
+
+    assert connection.get_autocommit()
+    assert 1000 < seen_from_outside[0] < 4000
+
+
+def count_from_another_connection() -> int:
+    import psycopg
+
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        user=db["USER"] or "postgres",
+        dbname=db["NAME"],
+    ) as other:
+        return other.execute("SELECT count(*) FROM oauth_pkce_states").fetchone()[0]
+
+
+def test_the_cutoff_is_respected_to_the_microsecond():
+    now = timezone.now()
+    fill(expired=0, active=0)
+    for name, delta in [("past", -1), ("exact", 0), ("future", 1)]:
+        PKCEState.objects.create(
+            state=name.ljust(43, "x"),
+            server_uuid=SERVER,
+            code_verifier="v" * 43,
+            redirect_uri="https://client.test/cb",
+            integrity_hash="0" * 64,
+            expires_at=now + timedelta(microseconds=delta),
+        )
+
+    assert purge_expired(PKCEState, now) == 1
+    assert sorted(PKCEState.objects.values_list("state", flat=True)) == [
+        "exact".ljust(43, "x"),
+        "future".ljust(43, "x"),
+    ]

@@ -44,8 +44,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_crontab",
     "maintenance",
+    "emails",  # before oauth, so run_maintenance ends with the hourly session cleanup
     "oauth",
-    "emails",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,341 @@
+"""Benchmark: batched PKCE cleanup against one plain DELETE, on PostgreSQL.
+
+Usage (from the project root; PostgreSQL must be running):
+
+    .venv/bin/python bench/pkce_cleanup.py [--rows 2000000] [--expired 1000000]
+        [--repeats 3] [--url postgres://postgres@127.0.0.1:5432/pluggedin_bench]
+        [--memory-rows 200000,2000000] [--skip-memory]
+
+It creates the database named in --url (dropping a leftover one), migrates it with Django,
+and drops it at the end. Scenarios:
+
+(a) insert order: `--expired` rows expired among `--rows`, laid out as created over time
+    with one TTL, so the expired (oldest) rows fill the first part of the heap;
+(b) shuffled: the same rows in random physical order;
+    each timed side by side against one plain
+    `DELETE FROM oauth_pkce_states WHERE expires_at < now()`. Before every timed run the
+    table is reloaded from the same source table (same physical layout), VACUUM ANALYZEd
+    and checkpointed; the two methods alternate (ours first on odd rounds, the plain
+    DELETE first on even ones) and the median of `--repeats` rounds is reported.
+(c) 100 expired among `--rows`: shows the cleanup reads no table sequentially
+    (pg_stat_user_tables seq_scan / seq_tup_read deltas) and the plan of every statement.
+(d) memory: `manage.py cleanup_pkce` as a subprocess on each `--memory-rows` count of
+    expired rows; prints the peak resident memory (ru_maxrss) of each.
+
+Bar (issue 2): ours <= 1.25x the plain DELETE in (a) and (b); no sequential scan in (c);
+flat memory in (d).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE = "oauth_pkce_states"
+SOURCE = "bench_pkce_source"
+BAR = 1.25
+
+# One row per i; rows i <= expired are expired, the others expire tomorrow. Column values
+# have the sizes real states have (43+ char state and verifier, 64 hex HMAC).
+ROWS_SQL = f"""
+INSERT INTO {SOURCE} (state, server_uuid, user_id, code_verifier, redirect_uri,
+                      integrity_hash, created_at, expires_at)
+SELECT md5(i::text) || md5((-i)::text), md5((i %% 50)::text)::uuid, NULL,
+       md5((i * 7)::text) || md5((i * 11)::text), 'https://app.example.com/oauth/callback',
+       md5((i * 13)::text) || md5((i * 17)::text), e - interval '10 minutes', e
+FROM (
+    SELECT i, CASE WHEN i <= %(expired)s
+                   THEN now() - interval '1 hour' - (%(expired)s - i) * interval '1 ms'
+                   ELSE now() + interval '1 day' + (i - %(expired)s) * interval '1 ms' END AS e
+    FROM generate_series(1, %(rows)s) AS i
+) AS g
+ORDER BY {{order}}
+"""
+
+
+def main() -> int:
+    args = parse_args()
+    admin_url, db_name = split_url(args.url)
+    create_database(admin_url, db_name)
+    try:
+        setup_django(args.url)
+        results = run_scenarios(args)
+    finally:
+        close_django()
+        drop_database(admin_url, db_name)
+    print_summary(results)
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=2_000_000, help="Rows in the table.")
+    parser.add_argument("--expired", type=int, default=1_000_000, help="Expired rows.")
+    parser.add_argument("--repeats", type=int, default=3, help="Rounds per scenario (median).")
+    parser.add_argument(
+        "--url",
+        default="postgres://postgres@127.0.0.1:5432/pluggedin_bench",
+        help="PostgreSQL URL; the database is created and dropped by the benchmark.",
+    )
+    parser.add_argument(
+        "--memory-rows",
+        default="200000,2000000",
+        help="Comma-separated expired-row counts for the memory scenario.",
+    )
+    parser.add_argument("--skip-memory", action="store_true", help="Skip scenario (d).")
+    return parser.parse_args()
+
+
+# --- database lifecycle -------------------------------------------------------------------
+
+
+def split_url(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/")
+
+
+def admin_execute(admin_url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def create_database(admin_url: str, name: str) -> None:
+    drop_database(admin_url, name)
+    admin_execute(admin_url, f'CREATE DATABASE "{name}"')
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def bench_environ(url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DEBUG": "false",  # DEBUG keeps every query in memory
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key"),
+        "IN_PROCESS_SCHEDULER": "false",
+        "PLUGGEDIN_ENV_FILE": "",
+        "DJANGO_SETTINGS_MODULE": "pluggedin.settings",
+    }
+
+
+def setup_django(url: str) -> None:
+    os.environ.update(bench_environ(url))
+    sys.path.insert(0, str(ROOT))
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def close_django() -> None:
+    if "django.db" in sys.modules:
+        from django.db import connections
+
+        connections.close_all()
+
+
+def sql(statement: str, params: dict | list | None = None) -> list[tuple]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+def build_source(rows: int, expired: int, *, shuffled: bool) -> None:
+    """Generate the rows once into an index-free source table, in the wanted order."""
+    sql(f"DROP TABLE IF EXISTS {SOURCE}")
+    sql(f"CREATE UNLOGGED TABLE {SOURCE} (LIKE {TABLE})")
+    order = "random()" if shuffled else "i"
+    sql(ROWS_SQL.format(order=order), {"rows": rows, "expired": expired})
+
+
+def load_table() -> None:
+    """Fill the real table from the source, in its order, then settle it the same way for
+    every run: all hint bits set, statistics fresh, no dirty buffers left to flush."""
+    sql(f"TRUNCATE {TABLE}")
+    sql(f"ALTER TABLE {TABLE} SET (autovacuum_enabled = false)")
+    sql("SET session_replication_role = replica")  # skip the FK trigger on load
+    sql(f"INSERT INTO {TABLE} SELECT * FROM {SOURCE}")
+    sql("SET session_replication_role = DEFAULT")
+    sql(f"VACUUM ANALYZE {TABLE}")
+    sql("CHECKPOINT")
+    sql(f"SELECT count(*) FROM {TABLE}")  # same cache warmth for both methods
+
+
+def count_rows() -> tuple[int, int]:
+    ((total, expired),) = sql(
+        f"SELECT count(*), count(*) FILTER (WHERE expires_at < now()) FROM {TABLE}"
+    )
+    return total, expired
+
+
+# --- methods ------------------------------------------------------------------------------
+
+
+def run_ours() -> int:
+    from django.utils import timezone
+
+    from oauth.models import PKCEState
+
+    return PKCEState.objects.delete_expired(timezone.now())
+
+
+def run_plain() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {TABLE} WHERE expires_at < now()")
+        return cursor.rowcount
+
+
+def timed(method) -> tuple[float, int]:
+    start = time.perf_counter()
+    deleted = method()
+    return time.perf_counter() - start, deleted
+
+
+# --- scenarios ----------------------------------------------------------------------------
+
+
+def run_scenarios(args: argparse.Namespace) -> list[dict]:
+    results = [
+        side_by_side("a) insert order", args, shuffled=False),
+        side_by_side("b) shuffled", args, shuffled=True),
+        tiny_backlog(args.rows),
+    ]
+    if not args.skip_memory:
+        results.append(memory(args))
+    return results
+
+
+def side_by_side(name: str, args: argparse.Namespace, *, shuffled: bool) -> dict:
+    print(f"\n{name}: {args.expired:,} expired among {args.rows:,} rows", flush=True)
+    build_source(args.rows, args.expired, shuffled=shuffled)
+    times: dict[str, list[float]] = {"ours": [], "plain": []}
+    methods = {"ours": run_ours, "plain": run_plain}
+    for round_no in range(args.repeats):
+        order = ["ours", "plain"] if round_no % 2 == 0 else ["plain", "ours"]
+        for label in order:
+            load_table()
+            seconds, deleted = timed(methods[label])
+            left, left_expired = count_rows()
+            assert deleted == args.expired, f"{label} deleted {deleted}, not {args.expired}"
+            assert (left, left_expired) == (args.rows - args.expired, 0), (left, left_expired)
+            times[label].append(seconds)
+            print(f"  round {round_no + 1} {label:5}: {seconds:7.2f} s", flush=True)
+    ours, plain = statistics.median(times["ours"]), statistics.median(times["plain"])
+    ratio = ours / plain
+    print(f"  median: ours {ours:.2f} s, plain DELETE {plain:.2f} s, ratio {ratio:.2f}x")
+    return {
+        "scenario": name,
+        "figures": f"ours {ours:.2f} s / plain {plain:.2f} s = {ratio:.2f}x",
+        "bar": f"<= {BAR}x",
+        "ok": ratio <= BAR,
+    }
+
+
+def tiny_backlog(rows: int) -> dict:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    expired = 100
+    print(f"\nc) {expired} expired among {rows:,} rows", flush=True)
+    build_source(rows, expired, shuffled=True)
+    load_table()
+    before = scan_counts()
+    with CaptureQueriesContext(connection) as captured:
+        seconds, deleted = timed(run_ours)
+    connection.close()  # a closing backend flushes its table statistics
+    after = scan_counts()
+    seq_scans, seq_rows = after[0] - before[0], after[1] - before[1]
+    print(f"  deleted {deleted} in {seconds * 1000:.1f} ms with {len(captured)} statements")
+    plans_scan = False
+    for query in captured.captured_queries:
+        plan = [line for (line,) in sql(f"EXPLAIN {query['sql']}")]
+        plans_scan |= any("Seq Scan" in line for line in plan)
+        print(f"  {query['sql'][:110]}")
+        print("".join(f"      {line}\n" for line in plan), end="")
+    print(f"  pg_stat_user_tables delta: seq_scan {seq_scans}, seq_tup_read {seq_rows}")
+    ok = deleted == expired and seq_scans == 0 and seq_rows == 0 and not plans_scan
+    return {
+        "scenario": "c) 100 expired",
+        "figures": f"seq_scan +{seq_scans}, seq_tup_read +{seq_rows}, {seconds * 1000:.0f} ms",
+        "bar": "no seq scan",
+        "ok": ok,
+    }
+
+
+def scan_counts() -> tuple[int, int]:
+    sql("SELECT pg_stat_clear_snapshot()")
+    ((scans, rows),) = sql(
+        "SELECT seq_scan, seq_tup_read FROM pg_stat_user_tables WHERE relname = %s", [TABLE]
+    )
+    return scans, rows
+
+
+def memory(args: argparse.Namespace) -> dict:
+    from django.db import connection
+
+    peaks = {}
+    for count in [int(n) for n in args.memory_rows.split(",")]:
+        print(f"\nd) cleanup_pkce on {count:,} expired rows", flush=True)
+        build_source(count, count, shuffled=False)
+        load_table()
+        connection.close()
+        peaks[count], seconds = command_peak_rss(args.url)
+        left, _ = count_rows()
+        assert left == 0, f"{left} rows left"
+        print(f"  peak RSS {peaks[count] / 1024:.1f} MiB, {seconds:.1f} s")
+    small, large = peaks[min(peaks)], peaks[max(peaks)]
+    growth = large / small
+    return {
+        "scenario": "d) memory",
+        "figures": ", ".join(f"{n:,}: {kib / 1024:.1f} MiB" for n, kib in peaks.items()),
+        "bar": "flat (<= 1.1x)",
+        "ok": growth <= 1.1,
+    }
+
+
+def command_peak_rss(url: str) -> tuple[int, float]:
+    """Peak resident set (KiB on Linux) of one `manage.py cleanup_pkce` process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "cleanup_pkce", "--json"],
+        env=bench_environ(url),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"cleanup_pkce exited {process.returncode}")
+    return usage.ru_maxrss, time.perf_counter() - start
+
+
+def print_summary(results: list[dict]) -> None:
+    print("\nSummary")
+    width = max(len(r["figures"]) for r in results)
+    print(f"  {'scenario':<17} {'figures':<{width}}  {'bar':<15} result")
+    for r in results:
+        verdict = "PASS" if r["ok"] else "FAIL"
+        print(f"  {r['scenario']:<17} {r['figures']:<{width}}  {r['bar']:<15} {verdict}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

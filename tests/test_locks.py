@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -68,21 +71,28 @@ def _pg_conninfo() -> str:
     )
 
 
-def test_two_runners_started_together_one_deletes_the_other_skips(postgres_only):
-    make_state("a", expired=True)
-    make_state("b", expired=False)
-    # Hold the table so the first runner stays inside its DELETE while the second starts.
+@contextmanager
+def runner_stuck_in_its_delete() -> Iterator[subprocess.Popen]:
+    """A `cleanup_pkce` process holding the task lock, kept inside its DELETE by a table
+    lock that another connection holds until the block ends."""
     blocker = psycopg.connect(_pg_conninfo())
     blocker.execute("BEGIN")
     blocker.execute("LOCK TABLE oauth_pkce_states IN EXCLUSIVE MODE")
     try:
-        first = manage("cleanup_pkce", "--json")
+        runner = manage("cleanup_pkce", "--json")
         _wait_for(lambda: TaskRun.objects.filter(status="running").exists())
-        second = manage("cleanup_pkce", "--json")
-        second_out, second_err = second.communicate(timeout=60)
+        yield runner
     finally:
         blocker.rollback()
         blocker.close()
+
+
+def test_two_runners_started_together_one_deletes_the_other_skips(postgres_only):
+    make_state("a", expired=True)
+    make_state("b", expired=False)
+    with runner_stuck_in_its_delete() as first:
+        second = manage("cleanup_pkce", "--json")
+        second_out, second_err = second.communicate(timeout=60)
     first_out, first_err = first.communicate(timeout=60)
 
     assert first.returncode == 0, first_err
@@ -99,17 +109,9 @@ def test_two_runners_started_together_one_deletes_the_other_skips(postgres_only)
 
 def test_a_killed_runner_does_not_leave_the_task_locked(postgres_only):
     make_state("a", expired=True)
-    blocker = psycopg.connect(_pg_conninfo())
-    blocker.execute("BEGIN")
-    blocker.execute("LOCK TABLE oauth_pkce_states IN EXCLUSIVE MODE")
-    try:
-        doomed = manage("cleanup_pkce", "--json")
-        _wait_for(lambda: TaskRun.objects.filter(status="running").exists())
+    with runner_stuck_in_its_delete() as doomed:
         doomed.kill()
         doomed.wait(30)
-    finally:
-        blocker.rollback()
-        blocker.close()
     _wait_for(lambda: _other_backends() == 0)  # the server has noticed the dead client
 
     survivor = manage("cleanup_pkce", "--json")

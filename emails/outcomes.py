@@ -6,7 +6,8 @@ the next instant) and its answer is read only when the next message is ready to 
 (see `delivery.py`): the database round trip overlaps the next message's composition and
 SMTP envelope instead of adding to them, and no message leaves before the previous one's
 record is confirmed, so a crash still repeats at most the one message in flight.
-Elsewhere the same statement runs to completion.
+The statement is prepared once per database connection, so the server does not parse and
+plan the same `UPDATE` for every message. Elsewhere the same statement runs to completion.
 
 Call `flush()` before using the connection for anything else; it raises `DatabaseError`
 when the last write failed.
@@ -14,6 +15,7 @@ when the last write failed.
 
 from __future__ import annotations
 
+import weakref
 from datetime import datetime
 
 from django.db import DatabaseError, connection
@@ -25,6 +27,12 @@ SQL = (  # the table name comes from model metadata, values are always parameter
     f"UPDATE {TABLE} SET status = {{}}, sent_at = {{}}, claimed_until = NULL, last_error = '' "  # noqa: S608
     "WHERE id = {} AND status = {}"
 )
+STATEMENT = b"pluggedin_mark_sent"
+DUPLICATE_PREPARED_STATEMENT = "42P05"
+
+# Server connections (libpq handles) on which STATEMENT is prepared; a reconnection brings
+# a new handle, which prepares it again.
+_prepared_on: weakref.WeakSet = weakref.WeakSet()
 
 
 class SentLog:
@@ -45,10 +53,8 @@ class SentLog:
             return
         connection.ensure_connection()
         raw = connection.connection.pgconn
-        values = [str(value).encode() for value in _params(email, now)]
-        raw.send_query_params(
-            SQL.format("$1", "$2::timestamptz", "$3::uuid", "$4").encode(), values
-        )
+        _prepare(raw)
+        raw.send_query_prepared(STATEMENT, [str(value).encode() for value in _params(email, now)])
         self._waiting = True
 
     def flush(self) -> None:
@@ -63,6 +69,17 @@ class SentLog:
                 error = result.error_message.decode(errors="replace").strip()
         if error or raw.status != 0:  # 0 is CONNECTION_OK
             raise DatabaseError(error or "lost the database connection while recording a send")
+
+
+def _prepare(raw) -> None:
+    if raw in _prepared_on:
+        return
+    result = raw.prepare(STATEMENT, SQL.format("$1", "$2::timestamptz", "$3::uuid", "$4").encode())
+    if result.error_message:
+        state = (result.error_field(ord("C")) or b"").decode()
+        if state != DUPLICATE_PREPARED_STATEMENT:
+            raise DatabaseError(result.error_message.decode(errors="replace").strip())
+    _prepared_on.add(raw)
 
 
 def _params(email: ScheduledEmail, now: datetime) -> list:

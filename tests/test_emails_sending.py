@@ -139,3 +139,21 @@ def test_bad_bounds_are_refused_with_a_clear_error(flags, error, smtp_server, se
         call_command("process_scheduled_emails", *flags)
     assert smtp_server.messages == []
     assert statuses() == {"pending": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_after_a_reconnection_still_record_every_send(smtp_server):
+    """The "sent" statement is prepared once per database connection: a second run on the
+    same connection and a run on a fresh connection both record their sends."""
+    from django.db import connection
+
+    make_due(2, prefix="first")
+    assert process_scheduled_emails()["sent"] == 2
+    make_due(2, prefix="second")
+    assert process_scheduled_emails()["sent"] == 2
+    connection.close()
+    make_due(2, prefix="third")
+
+    assert process_scheduled_emails() == {"sent": 2, "failed": 0, "cancelled": 0, "remaining": 0}
+    assert statuses() == {"sent": 6}
+    assert sorted(smtp_server.received().values()) == [1] * 6

@@ -7,7 +7,10 @@ the next instant) and its answer is read only when the next message is ready to 
 SMTP envelope instead of adding to them, and no message leaves before the previous one's
 record is confirmed, so a crash still repeats at most the one message in flight.
 The statement is prepared once per database connection, so the server does not parse and
-plan the same `UPDATE` for every message. Elsewhere the same statement runs to completion.
+plan the same `UPDATE` for every message. Should the prepared statement vanish (PgBouncer in
+transaction pooling hands the next statement to another server connection; a pooler's
+`DISCARD ALL`), the write is redone unprepared before the next message leaves. Elsewhere
+the same statement runs to completion.
 
 Call `flush()` before using the connection for anything else; it raises `DatabaseError`
 when the last write failed.
@@ -27,8 +30,10 @@ SQL = (  # the table name comes from model metadata, values are always parameter
     f"UPDATE {TABLE} SET status = {{}}, sent_at = {{}}, claimed_until = NULL, last_error = '' "  # noqa: S608
     "WHERE id = {} AND status = {}"
 )
+PLACEHOLDERS_SQL = SQL.format("$1", "$2::timestamptz", "$3::uuid", "$4").encode()
 STATEMENT = b"pluggedin_mark_sent"
 DUPLICATE_PREPARED_STATEMENT = "42P05"
+UNKNOWN_PREPARED_STATEMENT = "26000"
 
 # Server connections (libpq handles) on which STATEMENT is prepared; a reconnection brings
 # a new handle, which prepares it again.
@@ -38,6 +43,7 @@ _prepared_on: weakref.WeakSet = weakref.WeakSet()
 class SentLog:
     def __init__(self) -> None:
         self._waiting = False
+        self._values: list[bytes] = []
 
     def record(self, email: ScheduledEmail, now: datetime) -> None:
         self.flush()
@@ -53,8 +59,9 @@ class SentLog:
             return
         connection.ensure_connection()
         raw = connection.connection.pgconn
+        values = self._values = [str(value).encode() for value in _params(email, now)]
         _prepare(raw)
-        raw.send_query_prepared(STATEMENT, [str(value).encode() for value in _params(email, now)])
+        raw.send_query_prepared(STATEMENT, values)
         self._waiting = True
 
     def flush(self) -> None:
@@ -63,10 +70,15 @@ class SentLog:
             return
         self._waiting = False
         raw = connection.connection.pgconn
-        error = ""
+        error = state = ""
         while (result := raw.get_result()) is not None:
             if result.error_message:
                 error = result.error_message.decode(errors="replace").strip()
+                state = (result.error_field(ord("C")) or b"").decode()
+        if state == UNKNOWN_PREPARED_STATEMENT and raw.status == 0:
+            _prepared_on.discard(raw)
+            result = raw.exec_params(PLACEHOLDERS_SQL, self._values)
+            error = result.error_message.decode(errors="replace").strip()
         if error or raw.status != 0:  # 0 is CONNECTION_OK
             raise DatabaseError(error or "lost the database connection while recording a send")
 
@@ -74,7 +86,7 @@ class SentLog:
 def _prepare(raw) -> None:
     if raw in _prepared_on:
         return
-    result = raw.prepare(STATEMENT, SQL.format("$1", "$2::timestamptz", "$3::uuid", "$4").encode())
+    result = raw.prepare(STATEMENT, PLACEHOLDERS_SQL)
     if result.error_message:
         state = (result.error_field(ord("C")) or b"").decode()
         if state != DUPLICATE_PREPARED_STATEMENT:

@@ -157,3 +157,20 @@ def test_runs_after_a_reconnection_still_record_every_send(smtp_server):
     assert process_scheduled_emails() == {"sent": 2, "failed": 0, "cancelled": 0, "remaining": 0}
     assert statuses() == {"sent": 6}
     assert sorted(smtp_server.received().values()) == [1] * 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_vanished_prepared_statement_still_records_every_send(postgres_only, smtp_server):
+    """A pooler that resets server sessions (`DISCARD ALL`) drops the prepared statement
+    behind the sender's back: the write is redone unprepared, nothing is sent twice."""
+    from django.db import connection
+
+    make_due(2, prefix="before")
+    assert process_scheduled_emails()["sent"] == 2
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    make_due(3, prefix="after")
+
+    assert process_scheduled_emails() == {"sent": 3, "failed": 0, "cancelled": 0, "remaining": 0}
+    assert statuses() == {"sent": 5}
+    assert sorted(smtp_server.received().values()) == [1] * 5

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/emails_throughput.py            # PostgreSQL (default)
     .venv/bin/python bench/emails_throughput.py --sqlite   # embedded SQLite file instead
-    .venv/bin/python bench/emails_throughput.py --emails 5000 --rounds 3
+    .venv/bin/python bench/emails_throughput.py --emails 1000 --rounds 3   # a quick look
 
 5,000 due welcome emails go to a local aiosmtpd server on loopback, two ways:
 - baseline: the same messages, composed beforehand, sent in a bare loop over one Django
@@ -39,7 +39,7 @@ DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/pluggedin_bench_emails"
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--emails", type=int, default=5000, help="due emails per round")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds; the median ratio counts")
+    parser.add_argument("--rounds", type=int, default=11, help="rounds; the median ratio counts")
     parser.add_argument("--sqlite", action="store_true", help="use SQLite instead of PostgreSQL")
     return parser.parse_args()
 

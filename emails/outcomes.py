@@ -73,12 +73,11 @@ class SentLog:
         error = state = ""
         while (result := raw.get_result()) is not None:
             if result.error_message:
-                error = result.error_message.decode(errors="replace").strip()
-                state = (result.error_field(ord("C")) or b"").decode()
+                error, state = _error(result)
         if state == UNKNOWN_PREPARED_STATEMENT and raw.status == 0:
             _prepared_on.discard(raw)
             result = raw.exec_params(PLACEHOLDERS_SQL, self._values)
-            error = result.error_message.decode(errors="replace").strip()
+            error, _ = _error(result)
         if error or raw.status != 0:  # 0 is CONNECTION_OK
             raise DatabaseError(error or "lost the database connection while recording a send")
 
@@ -87,11 +86,16 @@ def _prepare(raw) -> None:
     if raw in _prepared_on:
         return
     result = raw.prepare(STATEMENT, PLACEHOLDERS_SQL)
-    if result.error_message:
-        state = (result.error_field(ord("C")) or b"").decode()
-        if state != DUPLICATE_PREPARED_STATEMENT:
-            raise DatabaseError(result.error_message.decode(errors="replace").strip())
+    error, state = _error(result)
+    if error and state != DUPLICATE_PREPARED_STATEMENT:
+        raise DatabaseError(error)
     _prepared_on.add(raw)
+
+
+def _error(result) -> tuple[str, str]:
+    """The server's error message and SQLSTATE for `result`; empty strings on success."""
+    message = result.error_message.decode(errors="replace").strip()
+    return message, (result.error_field(ord("C")) or b"").decode() if message else ""
 
 
 def _params(email: ScheduledEmail, now: datetime) -> list:

@@ -1,8 +1,11 @@
 """Batched deletion of expired rows (`maintenance.purge`), on both databases and both
-PostgreSQL strategies: index-chosen batches for a small backlog, a heap walk for a large one."""
+PostgreSQL strategies: slices of the expiry index, and a heap walk for a large backlog
+scattered over the heap."""
 
 from __future__ import annotations
 
+import random
+import re
 import uuid
 from datetime import timedelta
 
@@ -18,7 +21,10 @@ pytestmark = pytest.mark.django_db
 SERVER = uuid.UUID(int=7)
 
 
-def fill(expired: int, active: int) -> None:
+def fill(expired: int, active: int, *, in_expiry_order: bool = False) -> None:
+    """Rows with distinct expiries, one microsecond apart: the expired ones a minute ago
+    and before, the active ones ten minutes ahead. Unless `in_expiry_order`, they are
+    inserted shuffled, so expired and active rows share pages as under real traffic."""
     now = timezone.now()
     rows = [
         PKCEState(
@@ -27,13 +33,21 @@ def fill(expired: int, active: int) -> None:
             code_verifier="v" * 43,
             redirect_uri="https://client.test/cb",
             integrity_hash="0" * 64,
-            expires_at=now + (timedelta(minutes=-1) if i < expired else timedelta(minutes=10)),
+            expires_at=now
+            + (timedelta(minutes=-1) if i < expired else timedelta(minutes=10))
+            + timedelta(microseconds=i),
         )
         for i in range(expired + active)
     ]
-    # Interleave expired and active rows physically, as real traffic does.
-    rows.sort(key=lambda row: row.state[1:])
+    if not in_expiry_order:
+        random.Random(7).shuffle(rows)
     PKCEState.objects.bulk_create(rows, batch_size=1000)
+
+
+def analyze() -> None:
+    """Refresh the planner statistics the PostgreSQL purge reads, as autovacuum would."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE oauth_pkce_states")
 
 
 def deletes(captured: CaptureQueriesContext) -> list[str]:
@@ -75,8 +89,59 @@ def test_a_small_backlog_goes_in_batches_through_the_index():
     assert all("ctid" not in sql for sql in statements)
 
 
-def test_a_large_backlog_walks_the_heap_on_postgresql(postgres_only):
+def test_rows_sharing_one_expiry_go_together_past_the_batch_size():
+    fill(expired=0, active=3)
+    one_expiry = timezone.now() - timedelta(minutes=5)
+    PKCEState.objects.bulk_create(
+        PKCEState(
+            state=f"tie{i:040d}",
+            server_uuid=SERVER,
+            code_verifier="v" * 43,
+            redirect_uri="https://client.test/cb",
+            integrity_hash="0" * 64,
+            expires_at=one_expiry,
+        )
+        for i in range(12)
+    )
+
+    assert purge_expired(PKCEState, timezone.now(), batch_size=5) == 12
+    assert PKCEState.objects.count() == 3
+
+
+def test_each_slice_starts_where_the_previous_one_ended(postgres_only):
+    """No slice re-reads the index entries of rows the slices before it deleted."""
+    fill(expired=23, active=977)
+
+    with CaptureQueriesContext(connection) as captured:
+        purge_expired(PKCEState, timezone.now(), batch_size=5)
+
+    statements = deletes(captured)
+    ends = [re.search(r'"expires_at" <= (\S+)', sql).group(1) for sql in statements]
+    starts = [re.search(r'"expires_at" > (\S+)', sql) for sql in statements]
+    assert starts[0] is None
+    assert [start.group(1) for start in starts[1:]] == ends[:-1]
+
+
+def test_a_large_backlog_in_expiry_order_goes_in_index_slices(postgres_only):
+    """Rows inserted over time with one TTL: the slices read neighbouring pages, so the
+    clean rest of the heap is never read."""
+    fill(expired=3000, active=1000, in_expiry_order=True)
+    analyze()
+
+    with CaptureQueriesContext(connection) as captured:
+        deleted = purge_expired(PKCEState, timezone.now(), batch_size=200)
+
+    assert deleted == 3000
+    assert PKCEState.objects.count() == 1000
+    assert not PKCEState.objects.expired().exists()
+    statements = deletes(captured)
+    assert len(statements) == 15
+    assert all("ctid" not in sql for sql in statements)
+
+
+def test_a_large_scattered_backlog_walks_the_heap_on_postgresql(postgres_only):
     fill(expired=3000, active=1000)
+    analyze()
 
     with CaptureQueriesContext(connection) as captured:
         deleted = purge_expired(PKCEState, timezone.now(), batch_size=200)
@@ -91,7 +156,7 @@ def test_a_large_backlog_walks_the_heap_on_postgresql(postgres_only):
 
 def test_a_large_backlog_elsewhere_goes_in_key_batches():
     if connection.vendor == "postgresql":
-        pytest.skip("PostgreSQL walks the heap; see the test above")
+        pytest.skip("PostgreSQL slices the index or walks the heap; see the tests above")
     fill(expired=450, active=50)
 
     with CaptureQueriesContext(connection) as captured:

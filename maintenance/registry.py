@@ -22,10 +22,11 @@ class Task:
     """A named unit of maintenance work.
 
     `func` does the work and returns JSON-serialisable counts; `message` is formatted with
-    those counts for humans. `gate` returns a reason when the task must not run at all in
-    this deployment (for example email sending outside the cloud), or None. `backlog`
-    counts the work waiting for the task (for the status endpoint); `options` names the
-    keyword arguments `func` accepts from the front doors (e.g. `dry_run`).
+    those counts for humans, and `dry_run_message` likewise on a dry run. `gate` returns a
+    reason when the task must not run at all in this deployment (for example email sending
+    outside the cloud), or None. `backlog` counts the work waiting for the task (for the
+    status endpoint); `options` names the keyword arguments `func` accepts from the front
+    doors (e.g. `dry_run`).
     """
 
     name: str
@@ -38,6 +39,7 @@ class Task:
     gate: Callable[[], str | None] | None = None
     options: frozenset[str] = field(default_factory=frozenset)
     backlog: Callable[[], Mapping[str, int]] | None = None
+    dry_run_message: str = ""
 
     @property
     def setting_prefix(self) -> str:
@@ -61,7 +63,9 @@ class Task:
         return dict(self.backlog()) if self.backlog else {}
 
     def describe(self, result: Mapping[str, Any]) -> str:
-        return self.message.format_map(_Defaulting(result))
+        """A dry run deleted nothing; saying "Deleted 0" would hide what it found."""
+        template = self.dry_run_message if result.get("dryRun") else ""
+        return (template or self.message).format_map(_Defaulting(result))
 
 
 class _Defaulting(dict):

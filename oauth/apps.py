@@ -37,6 +37,7 @@ class OAuthConfig(AppConfig):
                     func=func,
                     description=f"Delete expired {rows}.",
                     message=f"Deleted {{deletedCount}} expired {rows}",
+                    dry_run_message=f"Dry run: {{expiredCount}} expired {rows} would be deleted",
                     cron=cron,
                     interval=interval,
                     run_at_startup=True,

@@ -44,6 +44,7 @@ def test_dry_run_counts_and_deletes_nothing():
     assert body["dryRun"] is True
     assert body["expiredCount"] == 1
     assert body["deletedCount"] == 0
+    assert body["message"] == "Dry run: 1 expired PKCE states would be deleted"
     assert PKCEState.objects.count() == 2
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -27,13 +27,9 @@ def fill(expired: int, active: int, *, in_expiry_order: bool = False) -> None:
     inserted shuffled, so expired and active rows share pages as under real traffic."""
     now = timezone.now()
     rows = [
-        PKCEState(
-            state=f"{'e' if i < expired else 'a'}{i:042d}",
-            server_uuid=SERVER,
-            code_verifier="v" * 43,
-            redirect_uri="https://client.test/cb",
-            integrity_hash="0" * 64,
-            expires_at=now
+        state_row(
+            f"{'e' if i < expired else 'a'}{i:042d}",
+            now
             + (timedelta(minutes=-1) if i < expired else timedelta(minutes=10))
             + timedelta(microseconds=i),
         )
@@ -44,14 +40,29 @@ def fill(expired: int, active: int, *, in_expiry_order: bool = False) -> None:
     PKCEState.objects.bulk_create(rows, batch_size=1000)
 
 
+def state_row(state: str, expires_at: datetime) -> PKCEState:
+    return PKCEState(
+        state=state,
+        server_uuid=SERVER,
+        code_verifier="v" * 43,
+        redirect_uri="https://client.test/cb",
+        integrity_hash="0" * 64,
+        expires_at=expires_at,
+    )
+
+
 def analyze() -> None:
     """Refresh the planner statistics the PostgreSQL purge reads, as autovacuum would."""
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE oauth_pkce_states")
 
 
-def deletes(captured: CaptureQueriesContext) -> list[str]:
-    return [q["sql"] for q in captured.captured_queries if q["sql"].startswith("DELETE")]
+def purge_capturing_deletes(batch_size: int) -> tuple[int, list[str]]:
+    """Purge everything expired now; return the count and the DELETE statements sent."""
+    with CaptureQueriesContext(connection) as captured:
+        deleted = purge_expired(PKCEState, timezone.now(), batch_size=batch_size)
+    statements = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("DELETE")]
+    return deleted, statements
 
 
 def test_one_row_in_the_past_one_in_the_future():
@@ -78,13 +89,11 @@ def test_nothing_expired_deletes_nothing():
 def test_a_small_backlog_goes_in_batches_through_the_index():
     fill(expired=23, active=977)
 
-    with CaptureQueriesContext(connection) as captured:
-        deleted = purge_expired(PKCEState, timezone.now(), batch_size=5)
+    deleted, statements = purge_capturing_deletes(batch_size=5)
 
     assert deleted == 23
     assert PKCEState.objects.count() == 977
     assert not PKCEState.objects.expired().exists()
-    statements = deletes(captured)
     assert len(statements) == 5  # 5 + 5 + 5 + 5 + 3
     assert all("ctid" not in sql for sql in statements)
 
@@ -92,17 +101,7 @@ def test_a_small_backlog_goes_in_batches_through_the_index():
 def test_rows_sharing_one_expiry_go_together_past_the_batch_size():
     fill(expired=0, active=3)
     one_expiry = timezone.now() - timedelta(minutes=5)
-    PKCEState.objects.bulk_create(
-        PKCEState(
-            state=f"tie{i:040d}",
-            server_uuid=SERVER,
-            code_verifier="v" * 43,
-            redirect_uri="https://client.test/cb",
-            integrity_hash="0" * 64,
-            expires_at=one_expiry,
-        )
-        for i in range(12)
-    )
+    PKCEState.objects.bulk_create(state_row(f"tie{i:040d}", one_expiry) for i in range(12))
 
     assert purge_expired(PKCEState, timezone.now(), batch_size=5) == 12
     assert PKCEState.objects.count() == 3
@@ -112,10 +111,8 @@ def test_each_slice_starts_where_the_previous_one_ended(postgres_only):
     """No slice re-reads the index entries of rows the slices before it deleted."""
     fill(expired=23, active=977)
 
-    with CaptureQueriesContext(connection) as captured:
-        purge_expired(PKCEState, timezone.now(), batch_size=5)
+    _, statements = purge_capturing_deletes(batch_size=5)
 
-    statements = deletes(captured)
     ends = [re.search(r'"expires_at" <= (\S+)', sql).group(1) for sql in statements]
     starts = [re.search(r'"expires_at" > (\S+)', sql) for sql in statements]
     assert starts[0] is None
@@ -128,13 +125,11 @@ def test_a_large_backlog_in_expiry_order_goes_in_index_slices(postgres_only):
     fill(expired=3000, active=1000, in_expiry_order=True)
     analyze()
 
-    with CaptureQueriesContext(connection) as captured:
-        deleted = purge_expired(PKCEState, timezone.now(), batch_size=200)
+    deleted, statements = purge_capturing_deletes(batch_size=200)
 
     assert deleted == 3000
     assert PKCEState.objects.count() == 1000
     assert not PKCEState.objects.expired().exists()
-    statements = deletes(captured)
     assert len(statements) == 15
     assert all("ctid" not in sql for sql in statements)
 
@@ -143,13 +138,11 @@ def test_a_large_scattered_backlog_walks_the_heap_on_postgresql(postgres_only):
     fill(expired=3000, active=1000)
     analyze()
 
-    with CaptureQueriesContext(connection) as captured:
-        deleted = purge_expired(PKCEState, timezone.now(), batch_size=200)
+    deleted, statements = purge_capturing_deletes(batch_size=200)
 
     assert deleted == 3000
     assert PKCEState.objects.count() == 1000
     assert not PKCEState.objects.expired().exists()
-    statements = deletes(captured)
     assert len(statements) > 1
     assert all("ctid" in sql for sql in statements)
 
@@ -159,12 +152,11 @@ def test_a_large_backlog_elsewhere_goes_in_key_batches():
         pytest.skip("PostgreSQL slices the index or walks the heap; see the tests above")
     fill(expired=450, active=50)
 
-    with CaptureQueriesContext(connection) as captured:
-        deleted = purge_expired(PKCEState, timezone.now(), batch_size=100)
+    deleted, statements = purge_capturing_deletes(batch_size=100)
 
     assert deleted == 450
     assert PKCEState.objects.count() == 50
-    assert len(deletes(captured)) == 5
+    assert len(statements) == 5
 
 
 @pytest.mark.django_db(transaction=True)
@@ -205,14 +197,7 @@ def test_the_cutoff_is_respected_to_the_microsecond():
     now = timezone.now()
     fill(expired=0, active=0)
     for name, delta in [("past", -1), ("exact", 0), ("future", 1)]:
-        PKCEState.objects.create(
-            state=name.ljust(43, "x"),
-            server_uuid=SERVER,
-            code_verifier="v" * 43,
-            redirect_uri="https://client.test/cb",
-            integrity_hash="0" * 64,
-            expires_at=now + timedelta(microseconds=delta),
-        )
+        state_row(name.ljust(43, "x"), now + timedelta(microseconds=delta)).save()
 
     assert purge_expired(PKCEState, now) == 1
     assert sorted(PKCEState.objects.values_list("state", flat=True)) == [

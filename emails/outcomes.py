@@ -95,7 +95,8 @@ def _prepare(raw) -> None:
 def _error(result) -> tuple[str, str]:
     """The server's error message and SQLSTATE for `result`; empty strings on success."""
     message = result.error_message.decode(errors="replace").strip()
-    return message, (result.error_field(ord("C")) or b"").decode() if message else ""
+    state = (result.error_field(ord("C")) or b"").decode() if message else ""
+    return message, state
 
 
 def _params(email: ScheduledEmail, now: datetime) -> list:

@@ -2,9 +2,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from maintenance.admin_tools import run_task_action
+from maintenance.admin_actions import run_task_action
 
 from .models import EmailPreference, EmailStatus, ScheduledEmail
+from .tasks import SCHEDULED_EMAILS
 
 
 @admin.register(ScheduledEmail)
@@ -39,7 +40,7 @@ class ScheduledEmailAdmin(admin.ModelAdmin):
     actions = [
         "retry_now",
         "cancel_pending",
-        run_task_action("scheduled_emails", "Send due emails now (task scheduled_emails)"),
+        run_task_action(SCHEDULED_EMAILS, "Send due emails now (task scheduled_emails)"),
     ]
 
     def has_add_permission(self, request) -> bool:

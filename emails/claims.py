@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 
+from .conf import email_settings
 from .models import EmailStatus, ScheduledEmail
 
 MAX_ERROR_CHARS = 2000
@@ -27,7 +27,7 @@ MAX_BACKOFF = timedelta(days=1)
 
 def claim(size: int, now: datetime) -> list[ScheduledEmail]:
     """Take up to `size` claimable rows for this runner, oldest first."""
-    until = now + timedelta(seconds=settings.SCHEDULED_EMAILS_LEASE_SECONDS)
+    until = now + timedelta(seconds=email_settings.SCHEDULED_EMAILS_LEASE_SECONDS)
     if connection.features.has_select_for_update_skip_locked:
         ids = _claim_skip_locked(size, now, until)
     else:
@@ -73,7 +73,7 @@ def mark_failed(email: ScheduledEmail, error: str, now: datetime) -> bool:
     """Retry later with exponential backoff, or give up after the last attempt.
     Returns True when the email is now `failed` for good."""
     error = error[:MAX_ERROR_CHARS]
-    if email.attempts >= settings.SCHEDULED_EMAILS_MAX_ATTEMPTS:
+    if email.attempts >= email_settings.SCHEDULED_EMAILS_MAX_ATTEMPTS:
         _held(email).update(status=EmailStatus.FAILED, last_error=error, claimed_until=None)
         return True
     _held(email).update(
@@ -87,7 +87,7 @@ def mark_failed(email: ScheduledEmail, error: str, now: datetime) -> bool:
 
 def backoff(attempts: int) -> timedelta:
     """Delay before the next try after `attempts` failed ones: base, 2x base, 4x base..."""
-    base = timedelta(seconds=settings.SCHEDULED_EMAILS_BACKOFF_SECONDS)
+    base = timedelta(seconds=email_settings.SCHEDULED_EMAILS_BACKOFF_SECONDS)
     return min(base * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 

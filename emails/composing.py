@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
+from .conf import email_settings
 from .models import ScheduledEmail
 from .unsubscribe import unsubscribe_url
 
@@ -21,7 +22,7 @@ def context_for(email: ScheduledEmail) -> dict:
     return {
         "user": user,
         "name": name,
-        "app_url": settings.APP_URL,
+        "app_url": email_settings.APP_URL,
         "unsubscribe_url": unsubscribe_url(user.pk),
         "email_type": email.email_type,
     }

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
+from .conf import email_settings
 from .models import EmailType, ScheduledEmail
 
 SERIES: dict[str, timedelta] = {
@@ -17,7 +17,7 @@ SERIES: dict[str, timedelta] = {
 
 
 def onboarding_enabled() -> bool:
-    return bool(settings.CLOUD_DEPLOY) and bool(settings.ENABLE_WELCOME_EMAILS)
+    return bool(email_settings.CLOUD_DEPLOY) and bool(email_settings.ENABLE_WELCOME_EMAILS)
 
 
 def schedule_onboarding(user) -> int:
@@ -31,9 +31,3 @@ def schedule_onboarding(user) -> int:
     ]
     ScheduledEmail.objects.bulk_create(rows, ignore_conflicts=True)
     return ScheduledEmail.objects.filter(user=user, email_type__in=list(SERIES)).count()
-
-
-def schedule_on_user_created(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
-    """post_save receiver: any new user (signup, admin, createsuperuser, fixtures aside)."""
-    if created and not raw and onboarding_enabled():
-        schedule_onboarding(instance)

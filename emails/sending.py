@@ -14,16 +14,17 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.core.mail import get_connection
 from django.db import DatabaseError
 from django.utils import timezone
 
 from . import claims
 from .composing import compose
+from .conf import email_settings
 from .delivery import Courier, wrap
 from .models import ScheduledEmail
 from .outcomes import SentLog
+from .reachability import unreachable_reason
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +52,14 @@ def process_scheduled_emails(
     `cancelled` (opted out, deactivated, too late) and `remaining` (due or in flight after
     the run). `now` pins the clock, for tests.
     """
-    limit = limit or settings.SCHEDULED_EMAILS_LIMIT
-    budget = max_seconds or settings.SCHEDULED_EMAILS_MAX_SECONDS
+    limit = limit or email_settings.SCHEDULED_EMAILS_LIMIT
+    budget = max_seconds or email_settings.SCHEDULED_EMAILS_MAX_SECONDS
     deadline = time.monotonic() + budget
     tally = Tally(cancelled=cancel_unsendable(now or timezone.now()))
     claimed = 0
     while claimed < limit and time.monotonic() < deadline:
         batch = claims.claim(
-            min(settings.SCHEDULED_EMAILS_BATCH_SIZE, limit - claimed), now or timezone.now()
+            min(email_settings.SCHEDULED_EMAILS_BATCH_SIZE, limit - claimed), now or timezone.now()
         )
         if not batch:
             break
@@ -78,10 +79,10 @@ def process_scheduled_emails(
 def cancel_unsendable(now: datetime) -> int:
     """Cancel pending emails that must never go out: opted-out, deactivated or address-less
     users, and emails overdue by more than the allowed lateness (a stale welcome)."""
-    cutoff = now - timedelta(hours=settings.SCHEDULED_EMAILS_MAX_LATENESS_HOURS)
+    cutoff = now - timedelta(hours=email_settings.SCHEDULED_EMAILS_MAX_LATENESS_HOURS)
     unreachable = ScheduledEmail.objects.of_unreachable_users().cancel("user unreachable")
     stale = ScheduledEmail.objects.stale(cutoff).cancel(
-        f"overdue by more than {settings.SCHEDULED_EMAILS_MAX_LATENESS_HOURS} h"
+        f"overdue by more than {email_settings.SCHEDULED_EMAILS_MAX_LATENESS_HOURS} h"
     )
     return unreachable + stale
 
@@ -181,18 +182,6 @@ def _cancelled(email: ScheduledEmail, tally: Tally) -> bool:
     return bool(reason)
 
 
-def unreachable_reason(email: ScheduledEmail) -> str:
-    user = email.user
-    preference = getattr(user, "email_preference", None)
-    if preference is not None and preference.onboarding_opt_out:
-        return "unsubscribed"
-    if not user.is_active:
-        return "user deactivated"
-    if not user.email:
-        return "user has no email address"
-    return ""
-
-
 def _reconnect_or_give_back(connection, rest, tally: Tally, now: datetime | None) -> None:
     _close(connection)
     try:
@@ -229,10 +218,3 @@ def _close(connection) -> None:
         connection.close()
     except Exception:  # closing a dead connection must not hide the real outcome
         logger.debug("emails.smtp.close_failed", exc_info=True)
-
-
-def email_backlog() -> dict[str, int]:
-    return {
-        "dueEmails": ScheduledEmail.objects.due().count(),
-        "failedEmails": ScheduledEmail.objects.failed().count(),
-    }

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 
-from django.conf import settings
 from django.core import signing
 from django.db import transaction
 from django.urls import get_script_prefix, get_urlconf, reverse
 
+from .conf import email_settings
 from .models import EmailPreference, ScheduledEmail
 
 SALT = "emails.unsubscribe.onboarding"
@@ -39,9 +39,8 @@ def read_token(token: str) -> int:
 
 
 def unsubscribe_url(user_id: int) -> str:
-    return (
-        f"{settings.APP_URL}{_link_prefix(get_urlconf(), get_script_prefix())}{make_token(user_id)}"
-    )
+    prefix = _link_prefix(get_urlconf(), get_script_prefix())
+    return f"{email_settings.APP_URL}{prefix}{make_token(user_id)}"
 
 
 @functools.lru_cache(maxsize=8)

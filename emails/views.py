@@ -1,40 +1,14 @@
-"""The token-checked task endpoint and the public one-click unsubscribe page."""
+"""The public one-click unsubscribe page."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib.auth import get_user_model
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from maintenance.views import TaskView
-
-from .bounds import BadBound, positive_number
 from .unsubscribe import BadToken, opt_out, read_token
-
-
-class ProcessScheduledEmailsView(TaskView):
-    """`?limit=N&max_seconds=S` bound the run, like the command's flags."""
-
-    task_name = "scheduled_emails"
-
-    def run(self, note: str | None = None) -> JsonResponse:
-        """Bounds are checked after the Bearer check: strangers learn nothing."""
-        try:
-            self.bounds = {
-                name: positive_number(self.request.GET[name], name, kind)
-                for name, kind in (("limit", int), ("max_seconds", float))
-                if name in self.request.GET
-            }
-        except BadBound as exc:
-            return JsonResponse({"success": False, "error": str(exc)}, status=400)
-        return super().run(note)
-
-    def task_options(self) -> dict[str, Any]:
-        return self.bounds
 
 
 @csrf_exempt  # RFC 8058: mail providers POST `List-Unsubscribe=One-Click` with no CSRF token

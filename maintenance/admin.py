@@ -14,7 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from . import registry
-from .admin_tools import report_outcome
+from .admin_actions import report_outcome
 from .models import TaskLock, TaskRun, Trigger
 from .runner import run_task
 

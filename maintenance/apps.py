@@ -7,7 +7,4 @@ class MaintenanceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import (
-            checks,  # noqa: F401 - registers the system checks
-            cron,  # noqa: F401 - registers the crontab environment check
-        )
+        from . import checks  # noqa: F401 - registers the system checks

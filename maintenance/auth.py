@@ -10,8 +10,9 @@ from __future__ import annotations
 import enum
 import hmac
 
-from django.conf import settings
 from django.http import HttpRequest
+
+from .conf import maintenance_settings
 
 
 class Verdict(enum.Enum):
@@ -30,7 +31,7 @@ def bearer_token(header: str) -> str | None:
 
 
 def check_bearer(request: HttpRequest) -> Verdict:
-    secret = getattr(settings, "CRON_SECRET", None)
+    secret = maintenance_settings.CRON_SECRET
     header = request.META.get("HTTP_AUTHORIZATION")
     if not secret:
         return Verdict.NO_SECRET

@@ -21,6 +21,16 @@ LOCK_RELEASE_FAILED = "maintenance.lock.release_failed"
 RUNS_PRUNED = "maintenance.runs.pruned"
 RUNS_PRUNE_FAILED = "maintenance.runs.prune_failed"
 HEARTBEAT_FAILED = "maintenance.heartbeat.failed"
+OBSERVER_FAILED = "maintenance.observer.failed"
+SCHEDULER_STARTED = "maintenance.scheduler.started"
+SCHEDULER_STOPPED = "maintenance.scheduler.stopped"
+SCHEDULER_DISABLED = "maintenance.scheduler.disabled"
+SCHEDULER_RAN = "maintenance.scheduler.ran"
+SCHEDULER_SKIPPED = "maintenance.scheduler.skipped"
+SCHEDULER_ERROR = "maintenance.scheduler.error"
+SCHEDULER_CRASHED = "maintenance.scheduler.crashed"
+EMAIL_SEND_FAILED = "emails.send.failed"
+SMTP_CLOSE_FAILED = "emails.smtp.close_failed"
 
 
 def log_event(

@@ -12,11 +12,16 @@ from __future__ import annotations
 import logging
 import urllib.error
 import urllib.request
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from django.conf import settings
-
+from .conf import maintenance_settings, task_setting
 from .events import HEARTBEAT_FAILED, log_event
+
+if TYPE_CHECKING:
+    from .models import TaskRun
+    from .registry import Task
+    from .runner import RunOutcome
 
 logger = logging.getLogger("maintenance.heartbeat")
 
@@ -26,8 +31,8 @@ FAIL = "fail"
 
 
 def heartbeat_url(task: str) -> str | None:
-    url = getattr(settings, f"{task.upper()}_HEARTBEAT_URL", None)
-    url = url or (getattr(settings, "MAINTENANCE_HEARTBEAT_URLS", None) or {}).get(task)
+    url = task_setting(task, "HEARTBEAT_URL")
+    url = url or (maintenance_settings.MAINTENANCE_HEARTBEAT_URLS or {}).get(task)
     return url or None
 
 
@@ -38,7 +43,7 @@ def ping(task: str, signal: str) -> bool:
     if not url:
         return False
     target = url.rstrip("/") + (f"/{signal}" if signal else "")
-    timeout = getattr(settings, "MAINTENANCE_HEARTBEAT_TIMEOUT_SECONDS", 5)
+    timeout = maintenance_settings.MAINTENANCE_HEARTBEAT_TIMEOUT_SECONDS
     try:
         if urlsplit(target).scheme not in ("http", "https"):
             raise ValueError("heartbeat URLs must be http:// or https://")
@@ -60,3 +65,16 @@ def ping(task: str, signal: str) -> bool:
             error=f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}",
         )
         return False
+
+
+class Heartbeats:
+    """The run observer (see `observers.py`) that pings each task's monitor."""
+
+    def run_started(self, task: Task, run: TaskRun) -> None:
+        ping(task.name, START)
+
+    def run_finished(self, outcome: RunOutcome) -> None:
+        ping(outcome.task, FAIL if outcome.failed else SUCCESS)
+
+
+HEARTBEATS = Heartbeats()

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from .conf import maintenance_settings
 from .events import LOCK_RELEASE_FAILED, log_event
 from .models import TaskLock
 
@@ -78,7 +78,7 @@ def _lease_lock(task: str) -> Iterator[bool]:
 
 
 def _take_lease(task: str, owner: str) -> bool:
-    until = timezone.now() + timedelta(seconds=settings.MAINTENANCE_LOCK_LEASE_SECONDS)
+    until = timezone.now() + timedelta(seconds=maintenance_settings.MAINTENANCE_LOCK_LEASE_SECONDS)
     try:
         with transaction.atomic():
             TaskLock.objects.create(task=task, owner=owner, expires_at=until)

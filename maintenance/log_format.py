@@ -10,13 +10,13 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from .isotime import iso_utc
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "timestamp": iso_utc(datetime.fromtimestamp(record.created, UTC), "milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "event": getattr(record, "event", None),

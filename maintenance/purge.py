@@ -24,8 +24,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from django.conf import settings
 from django.db import connections, models
+
+from .conf import maintenance_settings
 
 INDEX_PURGE_FRACTION = 0.05
 # pg_stats.correlation of the expiry column (1: heap in expiry order, 0: shuffled) from which
@@ -44,7 +45,7 @@ def purge_expired(
     using: str = "default",
 ) -> int:
     """Delete rows of `model` whose `field` is before `cutoff`; return how many (or would be)."""
-    batch_size = batch_size or settings.MAINTENANCE_DELETE_BATCH_SIZE
+    batch_size = batch_size or maintenance_settings.MAINTENANCE_DELETE_BATCH_SIZE
     expired = model._default_manager.using(using).filter(**{f"{field}__lt": cutoff})
     if dry_run:
         return expired.count()

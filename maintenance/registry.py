@@ -1,32 +1,94 @@
-"""The task registry: every maintenance task, registered by the app that owns its data.
+"""Task declarations and the registry every front door reads.
 
-`maintenance` never imports the apps whose tasks it runs; each app registers its tasks in
-`AppConfig.ready()`, and every front door (command, view, crontab entry, scheduler) looks
-them up here by name.
+Each app declares its tasks once, in its own `tasks.py`, as `register(Task(...))`; its
+`AppConfig.ready()` only imports that module. The command, the HTTP view, the crontab
+entries, the scheduler, `run_maintenance`, status, metrics and the schedule exports all
+look tasks up here: nothing keeps a parallel list.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
+from .conf import task_setting
 
 TaskFunction = Callable[..., Mapping[str, Any]]
 
 
+class BadOption(ValueError):
+    """A front-door option with a value the task cannot take; the message names it."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """A keyword argument a task function accepts from its front doors: `--dry-run` on the
+    command line, `?dry_run=1` on the HTTP endpoint."""
+
+    name: str
+    help: str
+    parse: Callable[[str], Any] | None = None  # None: a switch (flag / true-false parameter)
+    metavar: str = ""
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def is_switch(self) -> bool:
+        return self.parse is None
+
+    def from_text(self, raw: str, label: str | None = None) -> Any:
+        """`raw` as the task takes it; BadOption naming `label` (default: the name)."""
+        label = label or self.name
+        if self.parse is None:
+            return parse_switch(raw, label)
+        try:
+            return self.parse(raw)
+        except (TypeError, ValueError) as exc:
+            raise BadOption(f"{label} {exc}") from None
+
+
+def parse_switch(raw: str, label: str) -> bool:
+    text = raw.strip().lower()
+    if text in ("", "1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise BadOption(f"{label} must be true or false, got {raw!r}")
+
+
+def positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """A parser for a positive `kind`; refuses zero, negatives, inf and nan."""
+    noun = "integer" if kind is int else "number"
+
+    def parse(raw: str) -> int | float:
+        try:
+            value = kind(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be a positive {noun}, got {raw!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"must be a positive {noun}, got {raw!r}")
+        return value
+
+    return parse
+
+
 @dataclass(frozen=True)
 class Task:
-    """A named unit of maintenance work.
+    """A named unit of maintenance work, declared once.
 
     `func` does the work and returns JSON-serialisable counts; `message` is formatted with
-    those counts for humans, and `dry_run_message` likewise on a dry run. `gate` returns a
-    reason when the task must not run at all in this deployment (for example email sending
-    outside the cloud), or None. `backlog` counts the work waiting for the task (for the
-    status endpoint); `options` names the keyword arguments `func` accepts from the front
-    doors (e.g. `dry_run`).
+    those counts for humans (`dry_run_message` on a dry run). `cron` and `interval` are
+    defaults: `<NAME>_CRON` and `<NAME>_INTERVAL_SECONDS` override them. `gate` returns a
+    reason when the task must not run in this deployment (emails outside the cloud), or
+    None. `backlog` counts the work waiting for the task, keyed by snake_case kind
+    (`expired_pkce_states`: the metrics label; status shows it in camelCase). `options`
+    are the arguments the front doors may pass.
+    `command` is the management command that runs it alone (exports call it), `path` its
+    HTTP endpoint; `order` places it in `run_maintenance` and every listing.
     """
 
     name: str
@@ -35,26 +97,29 @@ class Task:
     message: str
     cron: str
     interval: timedelta
+    command: str = ""
+    path: str = ""
+    order: int = 100
     run_at_startup: bool = False
     gate: Callable[[], str | None] | None = None
-    options: frozenset[str] = field(default_factory=frozenset)
     backlog: Callable[[], Mapping[str, int]] | None = None
+    options: tuple[Option, ...] = ()
     dry_run_message: str = ""
-
-    @property
-    def setting_prefix(self) -> str:
-        return self.name.upper()
+    max_runtime: timedelta = timedelta(minutes=30)
 
     @property
     def schedule(self) -> str:
-        """The cron expression in force: `<NAME>_CRON` in settings, else the default."""
-        return getattr(settings, f"{self.setting_prefix}_CRON", None) or self.cron
+        """The cron expression in force: `<NAME>_CRON`, else the declared default."""
+        return task_setting(self.name, "CRON") or self.cron
 
     @property
     def every(self) -> timedelta:
-        """The in-process interval: `<NAME>_INTERVAL_SECONDS` in settings, else the default."""
-        seconds = getattr(settings, f"{self.setting_prefix}_INTERVAL_SECONDS", None)
-        return timedelta(seconds=seconds) if seconds else self.interval
+        """The in-process interval in force: `<NAME>_INTERVAL_SECONDS`, else the default."""
+        seconds = task_setting(self.name, "INTERVAL_SECONDS")
+        return timedelta(seconds=float(seconds)) if seconds else self.interval
+
+    def option(self, name: str) -> Option | None:
+        return next((option for option in self.options if option.name == name), None)
 
     def blocked_reason(self) -> str | None:
         return self.gate() if self.gate else None
@@ -100,12 +165,13 @@ def get(name: str) -> Task:
         raise UnknownTask(name) from None
 
 
-def names() -> list[str]:
-    return list(_tasks)
-
-
 def all_tasks() -> list[Task]:
-    return list(_tasks.values())
+    """Every task in run order (`order`, then name)."""
+    return sorted(_tasks.values(), key=lambda task: (task.order, task.name))
+
+
+def names() -> list[str]:
+    return [task.name for task in all_tasks()]
 
 
 def reset(tasks: list[Task] | None = None) -> list[Task]:
@@ -115,3 +181,6 @@ def reset(tasks: list[Task] | None = None) -> list[Task]:
     for task in tasks or []:
         register(task)
     return previous
+
+
+DRY_RUN = Option("dry_run", "Count what would be deleted; delete nothing.")

@@ -13,9 +13,9 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
+from .conf import maintenance_settings
 from .events import RUNS_PRUNE_FAILED, RUNS_PRUNED, log_event
 from .models import TaskRun
 from .purge import purge_expired
@@ -27,7 +27,7 @@ _last_attempt: float | None = None
 
 
 def retention_days() -> int:
-    return int(getattr(settings, "MAINTENANCE_RUN_RETENTION_DAYS", 30))
+    return int(maintenance_settings.MAINTENANCE_RUN_RETENTION_DAYS)
 
 
 def cutoff(now: datetime | None = None) -> datetime:
@@ -51,7 +51,7 @@ def maybe_prune() -> int | None:
     """Prune unless this process did so recently; None when it skipped. Never raises: the
     run it follows has already succeeded."""
     global _last_attempt
-    every = getattr(settings, "MAINTENANCE_RUN_PRUNE_INTERVAL_SECONDS", 3600)
+    every = maintenance_settings.MAINTENANCE_RUN_PRUNE_INTERVAL_SECONDS
     with _lock:
         now = time.monotonic()
         if _last_attempt is not None and now - _last_attempt < every:

@@ -14,12 +14,12 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
 
-from . import heartbeat, registry, retention
+from . import registry, retention
 from .events import (
     RUN_RECORD_FAILED,
     TASK_FAILED,
@@ -28,8 +28,10 @@ from .events import (
     TASK_STARTED,
     log_event,
 )
+from .isotime import iso_utc
 from .locks import task_lock
 from .models import RunStatus, TaskRun
+from .observers import notify_finished, notify_started
 from .redaction import redact
 
 logger = logging.getLogger("maintenance.runner")
@@ -71,7 +73,7 @@ class RunOutcome:
         """The JSON body shared by the HTTP views and `--json` on the commands."""
         common = {
             "task": self.task,
-            "timestamp": self.finished_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "timestamp": iso_utc(self.finished_at),
             "durationMs": self.duration_ms,
             "runId": self.run_id,
         }
@@ -102,7 +104,7 @@ def run_task(
         outcome = _run_registered(task, trigger, started, options, unless_succeeded_since)
     except Exception as exc:  # a database outage before the run could be recorded
         outcome = _failure(name, trigger, started, exc, run=None)
-        heartbeat.ping(name, heartbeat.FAIL)
+        notify_finished(outcome)
     _log(outcome)
     if outcome.status == RunStatus.SUCCEEDED:
         retention.maybe_prune()
@@ -130,14 +132,15 @@ def _run_registered(
             return RunOutcome(task.name, trigger, RunStatus.SKIPPED, message=reason)
         run = TaskRun.objects.create(task=task.name, trigger=trigger, **_where())
         log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
-        heartbeat.ping(task.name, heartbeat.START)
+        notify_started(task, run)
         try:
             result = dict(task.func(**options))
         except Exception as exc:
-            heartbeat.ping(task.name, heartbeat.FAIL)
-            return _failure(task.name, trigger, started, exc, run=run)
-        outcome = _finish(run, started, RunStatus.SUCCEEDED, result, message=task.describe(result))
-        heartbeat.ping(task.name, heartbeat.SUCCESS)
+            outcome = _failure(task.name, trigger, started, exc, run=run)
+        else:
+            message = task.describe(result)
+            outcome = _finish(run, started, RunStatus.SUCCEEDED, result, message=message)
+        notify_finished(outcome)
         return outcome
 
 

@@ -11,7 +11,7 @@ re-check under the lock (`unless_succeeded_since`) settle the race at that momen
 It is started by `pluggedin/wsgi.py` and `pluggedin/asgi.py`, which only serving
 processes import (runserver imports them in its serving child, never in the autoreloader
 parent; gunicorn and uvicorn in each worker), so `migrate`, `shell` and other commands
-never start it. Under pytest, or with IN_PROCESS_SCHEDULER=false, it does not start.
+never start it. With IN_PROCESS_SCHEDULER=false (the test settings set it) it does not start.
 """
 
 from __future__ import annotations
@@ -19,15 +19,24 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import sys
 import threading
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
 from . import registry
+from .conf import maintenance_settings
+from .events import (
+    SCHEDULER_CRASHED,
+    SCHEDULER_DISABLED,
+    SCHEDULER_ERROR,
+    SCHEDULER_RAN,
+    SCHEDULER_SKIPPED,
+    SCHEDULER_STARTED,
+    SCHEDULER_STOPPED,
+    log_event,
+)
 from .models import TaskRun, Trigger
 from .runner import run_task
 
@@ -53,12 +62,12 @@ class Scheduler:
 
     def run_forever(self) -> None:
         """Run until `stop()`: the startup pass first, then each task when it falls due."""
-        logger.info("maintenance.scheduler.started pid=%s tasks=%s", os.getpid(), self.describe())
+        log_event(logger, logging.INFO, SCHEDULER_STARTED, pid=os.getpid(), tasks=self.describe())
         self.plan_startup()
         while not self.stop_event.is_set():
             self.run_due()
             self.stop_event.wait(self.seconds_until_next_due())
-        logger.info("maintenance.scheduler.stopped pid=%s", os.getpid())
+        log_event(logger, logging.INFO, SCHEDULER_STOPPED, pid=os.getpid())
 
     def plan_startup(self) -> None:
         now = timezone.now()
@@ -88,20 +97,18 @@ class Scheduler:
         since = now - task.every
         try:
             if TaskRun.objects.succeeded_since(task.name, since):
-                event, details = "skipped", "reason=succeeded_within_interval"
+                event, details = SCHEDULER_SKIPPED, {"reason": "succeeded_within_interval"}
             else:
                 outcome = run_task(task.name, Trigger.SCHEDULER, unless_succeeded_since=since)
-                event, details = "ran", f"status={outcome.status} run={outcome.run_id}"
+                event, details = SCHEDULER_RAN, {"status": outcome.status, "run": outcome.run_id}
             due = self._next_due(task, now)
         except Exception:  # the run log is unreachable; the runner itself never raises
-            logger.exception("maintenance.scheduler.error task=%s", task.name)
+            log_event(logger, logging.ERROR, SCHEDULER_ERROR, task=task.name, exc_info=True)
             return now + min(task.every, RETRY_AFTER_ERROR)
         finally:
             connections.close_all()
-        next_in = int((due - timezone.now()).total_seconds())
-        logger.info(
-            "maintenance.scheduler.%s task=%s %s next_in=%ss", event, task.name, details, next_in
-        )
+        next_in = f"{int((due - timezone.now()).total_seconds())}s"
+        log_event(logger, logging.INFO, event, task=task.name, **details, next_in=next_in)
         return due
 
     def _next_due(self, task: registry.Task, now: datetime) -> datetime:
@@ -118,7 +125,7 @@ class Scheduler:
         try:
             last = TaskRun.objects.last_success(task.name)
         except Exception:
-            logger.exception("maintenance.scheduler.error task=%s", task.name)
+            log_event(logger, logging.ERROR, SCHEDULER_ERROR, task=task.name, exc_info=True)
             return now + task.every
         return max(last.started_at + task.every, now) if last else now + task.every
 
@@ -130,7 +137,7 @@ class Scheduler:
         try:
             self.run_forever()
         except Exception:  # a bug in the loop itself: say so loudly rather than vanish
-            logger.exception("maintenance.scheduler.crashed pid=%s", os.getpid())
+            log_event(logger, logging.ERROR, SCHEDULER_CRASHED, pid=os.getpid(), exc_info=True)
 
     def stop(self, timeout: float = SHUTDOWN_TIMEOUT_SECONDS) -> None:
         self.stop_event.set()
@@ -143,10 +150,8 @@ _start_lock = threading.Lock()
 
 
 def disabled_reason() -> str | None:
-    if not getattr(settings, "IN_PROCESS_SCHEDULER", False):
+    if not maintenance_settings.IN_PROCESS_SCHEDULER:
         return "IN_PROCESS_SCHEDULER is false"
-    if "pytest" in sys.modules:
-        return "running under pytest"
     return None
 
 
@@ -160,7 +165,7 @@ def start_in_process() -> Scheduler | None:
     global _running
     reason = disabled_reason()
     if reason:
-        logger.info("maintenance.scheduler.disabled pid=%s reason=%s", os.getpid(), reason)
+        log_event(logger, logging.INFO, SCHEDULER_DISABLED, pid=os.getpid(), reason=reason)
         return None
     with _start_lock:
         if _running is None:

@@ -8,21 +8,26 @@ reported as disabled and counts as healthy: nothing is expected of it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
 
 from . import registry
+from .isotime import iso_utc
 from .models import RunStatus, TaskRun
 
 STALE_FACTOR = 2
 
 
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+# Words whose camelCase is not their capitalised form, for backlog keys in JSON.
+JSON_WORDS = {"oauth": "OAuth"}
+
+
+def camel_case(kind: str) -> str:
+    """`expired_oauth_sessions` (a metrics label) as `expiredOAuthSessions` (a JSON key)."""
+    first, *rest = kind.split("_")
+    return first + "".join(JSON_WORDS.get(word, word.capitalize()) for word in rest)
 
 
 def run_summary(run: TaskRun | None) -> dict[str, Any] | None:
@@ -32,8 +37,8 @@ def run_summary(run: TaskRun | None) -> dict[str, Any] | None:
         "id": run.pk,
         "status": run.status,
         "trigger": run.trigger,
-        "startedAt": iso(run.started_at),
-        "finishedAt": iso(run.finished_at),
+        "startedAt": iso_utc(run.started_at),
+        "finishedAt": iso_utc(run.finished_at),
         "durationMs": run.duration_ms,
     }
     if run.status == RunStatus.FAILED:
@@ -64,14 +69,14 @@ def task_status(task: registry.Task, now: datetime | None = None) -> dict[str, A
         "disabledReason": blocked,
         "lastRun": run_summary(last_run),
         "lastSuccess": run_summary(last_success),
-        "nextDue": iso(next_due),
+        "nextDue": iso_utc(next_due),
         "healthy": healthy,
         "problem": problem,
     }
 
 
 def backlog() -> dict[str, int]:
-    """Every task's waiting work, merged (expiredPkceStates, dueEmails, ...)."""
+    """Every task's waiting work, merged, by kind (`expired_pkce_states`, `due_emails`)."""
     counts: dict[str, int] = {}
     for task in registry.all_tasks():
         counts.update(task.pending())
@@ -84,9 +89,9 @@ def maintenance_status(now: datetime | None = None) -> dict[str, Any]:
     tasks = {task.name: task_status(task, now) for task in registry.all_tasks()}
     return {
         "healthy": all(t["healthy"] for t in tasks.values()),
-        "timestamp": iso(now),
+        "timestamp": iso_utc(now),
         "tasks": tasks,
-        "backlog": backlog(),
+        "backlog": {camel_case(kind): count for kind, count in backlog().items()},
     }
 
 

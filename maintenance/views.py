@@ -6,14 +6,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, QueryDict
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from . import registry
 from .auth import Verdict, check_bearer
 from .models import Trigger
+from .registry import BadOption
 from .runner import run_task
 from .status import maintenance_status
 
@@ -45,30 +47,48 @@ def bearer_gate(request: HttpRequest) -> JsonResponse | None:
 
 @method_decorator(csrf_exempt, name="dispatch")
 class TaskView(View):
-    """POST runs the task; so does GET with a valid token (Vercel Cron sends GET)."""
+    """POST runs the task; so does GET with a valid token (Vercel Cron sends GET).
+
+    Mounted once per declared task by `maintenance/urls.py` as
+    `TaskView.as_view(task_name=...)`. Query parameters are the task's declared options
+    (`?dry_run=1`, `?limit=500`); any other parameter, or a bad value, is a 400 naming it.
+    """
 
     task_name: str = ""
     http_method_names = ["get", "post"]
 
     def post(self, request: HttpRequest) -> JsonResponse:
-        return bearer_gate(request) or self.run()
+        return bearer_gate(request) or self.run(request)
 
     def get(self, request: HttpRequest) -> JsonResponse:
         if settings.DEBUG and "HTTP_AUTHORIZATION" not in request.META:
-            return self.run(note=DEBUG_NOTE)
-        return bearer_gate(request) or self.run()
+            return self.run(request, note=DEBUG_NOTE)
+        return bearer_gate(request) or self.run(request)
 
-    def run(self, note: str | None = None) -> JsonResponse:
-        outcome = run_task(self.task_name, Trigger.HTTP, **self.task_options())
+    def run(self, request: HttpRequest, note: str | None = None) -> JsonResponse:
+        """Options are read after the Bearer check: strangers learn nothing."""
+        try:
+            options = query_options(registry.get(self.task_name), request.GET)
+        except BadOption as exc:
+            return JsonResponse({"success": False, "error": str(exc)}, status=400)
+        outcome = run_task(self.task_name, Trigger.HTTP, **options)
         body = outcome.body(debug=settings.DEBUG)
         if note:
             body["note"] = note
         return JsonResponse(body, status=outcome.http_status)
 
-    def task_options(self) -> dict[str, Any]:
-        return {}
+
+def query_options(task: registry.Task, query: QueryDict) -> dict[str, Any]:
+    unknown = [name for name in query if task.option(name) is None]
+    if unknown:
+        accepted = ", ".join(option.name for option in task.options) or "none"
+        raise BadOption(
+            f"unknown query parameter {', '.join(sorted(unknown))} (accepted: {accepted})"
+        )
+    return {name: task.option(name).from_text(query[name]) for name in query}
 
 
+@csrf_exempt  # a PUT or DELETE gets 405, not Django's CSRF page
 @require_http_methods(["GET", "HEAD"])
 def status(request: HttpRequest) -> JsonResponse:
     """For uptime monitors: 200 when every task is healthy, 503 otherwise (Bearer)."""

@@ -1,8 +1,32 @@
 from django.contrib import admin
+from django.utils import timezone
 
-from maintenance.admin_tools import ExpiryFilter, mask, run_task_action
+from maintenance.admin_actions import run_task_action
 
 from .models import ExpiringModel, OAuthSession, PKCEState
+from .tasks import OAUTH_SESSION_CLEANUP, PKCE_CLEANUP
+
+
+class ExpiryFilter(admin.SimpleListFilter):
+    title = "expiry"
+    parameter_name = "expiry"
+
+    def lookups(self, request, model_admin):
+        return [("expired", "Expired"), ("active", "Active")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "expired":
+            return queryset.expired(timezone.now())
+        if self.value() == "active":
+            return queryset.active(timezone.now())
+        return queryset
+
+
+def mask(secret: str, shown: int = 4) -> str:
+    """Enough of a secret to tell two rows apart, never enough to use it."""
+    if not secret:
+        return ""
+    return f"{secret[:shown]}…({len(secret)} chars)"
 
 
 class ExpiringAdmin(admin.ModelAdmin):
@@ -41,7 +65,7 @@ class PKCEStateAdmin(ExpiringAdmin):
         "expires_at",
     ]
     readonly_fields = fields
-    actions = [run_task_action("pkce_cleanup", "Run PKCE cleanup now (deletes all expired states)")]
+    actions = [run_task_action(PKCE_CLEANUP, "Run PKCE cleanup now (deletes all expired states)")]
 
     @admin.display(description="code verifier")
     def masked_verifier(self, obj: PKCEState) -> str:
@@ -76,6 +100,6 @@ class OAuthSessionAdmin(ExpiringAdmin):
     ]
     actions = [
         run_task_action(
-            "oauth_session_cleanup", "Run OAuth session cleanup now (deletes all expired sessions)"
+            OAUTH_SESSION_CLEANUP, "Run OAuth session cleanup now (deletes all expired sessions)"
         )
     ]

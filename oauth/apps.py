@@ -1,5 +1,3 @@
-from datetime import timedelta
-
 from django.apps import AppConfig
 
 
@@ -9,39 +7,7 @@ class OAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from maintenance import registry
-
-        from . import cleanup
-
-        for name, func, rows, cron, interval, backlog in [
-            (
-                "pkce_cleanup",
-                cleanup.cleanup_pkce_states,
-                "PKCE states",
-                "*/10 * * * *",
-                timedelta(minutes=10),
-                cleanup.pkce_backlog,
-            ),
-            (
-                "oauth_session_cleanup",
-                cleanup.cleanup_oauth_sessions,
-                "OAuth sessions",
-                "0 * * * *",
-                timedelta(hours=1),
-                cleanup.oauth_session_backlog,
-            ),
-        ]:
-            registry.register(
-                registry.Task(
-                    name=name,
-                    func=func,
-                    description=f"Delete expired {rows}.",
-                    message=f"Deleted {{deletedCount}} expired {rows}",
-                    dry_run_message=f"Dry run: {{expiredCount}} expired {rows} would be deleted",
-                    cron=cron,
-                    interval=interval,
-                    run_at_startup=True,
-                    options=frozenset({"dry_run"}),
-                    backlog=backlog,
-                )
-            )
+        from . import (
+            checks,  # noqa: F401 - registers the system checks
+            tasks,  # noqa: F401 - declares the cleanup tasks
+        )

@@ -15,10 +15,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from .conf import oauth_settings
 from .models import PKCEState
 
 INTEGRITY_SALT = "oauth.pkce.integrity"
@@ -76,7 +76,7 @@ def create_state(
 ) -> NewState:
     """Store a new state with a fresh verifier; the caller sends the state and challenge."""
     now = timezone.now()
-    ttl = ttl if ttl is not None else timedelta(seconds=settings.PKCE_STATE_TTL_SECONDS)
+    ttl = ttl if ttl is not None else timedelta(seconds=oauth_settings.PKCE_STATE_TTL_SECONDS)
     pkce = PKCEState(
         state=secrets.token_urlsafe(32),  # 43 URL-safe characters
         server_uuid=uuid.UUID(str(server_uuid)),

@@ -6,9 +6,9 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
+from .conf import oauth_settings
 from .models import OAuthSession
 
 
@@ -22,7 +22,7 @@ def create_session(
 ) -> OAuthSession:
     """Open a session that lives OAUTH_SESSION_TTL_SECONDS unless `ttl` says otherwise."""
     now = timezone.now()
-    ttl = ttl if ttl is not None else timedelta(seconds=settings.OAUTH_SESSION_TTL_SECONDS)
+    ttl = ttl if ttl is not None else timedelta(seconds=oauth_settings.OAUTH_SESSION_TTL_SECONDS)
     return OAuthSession.objects.create(
         state=secrets.token_urlsafe(32),
         server_uuid=uuid.UUID(str(server_uuid)),

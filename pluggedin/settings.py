@@ -5,7 +5,6 @@ read when present, without overriding variables already in the environment. Defa
 the safe ones: DEBUG off, task endpoints closed until CRON_SECRET is set.
 """
 
-import contextlib
 import importlib.util
 import os
 import shlex
@@ -15,6 +14,9 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from maintenance.conf import TASK_SETTING_NAME
+from maintenance.cronjobs import DeclaredCronJobs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -125,71 +127,72 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-# --- Maintenance tasks (see README "Configuration"; defaults documented in .env.example) ---
+# --- Maintenance tasks -------------------------------------------------------------------
+# Only the environment's values: every default lives with the app that reads it
+# (maintenance/conf.py, emails/conf.py, oauth/conf.py), documented in .env.example.
+# An unset variable leaves the setting undefined, so the app's default applies.
 
-CRON_SECRET = env.str("CRON_SECRET", default="") or None
-CLOUD_DEPLOY = env.bool("CLOUD_DEPLOY", default=False)
-ENABLE_WELCOME_EMAILS = env.bool("ENABLE_WELCOME_EMAILS", default=True)
-APP_URL = env.str("APP_URL", default="http://localhost:8000").rstrip("/")
 
-IN_PROCESS_SCHEDULER = env.bool("IN_PROCESS_SCHEDULER", default=True)
+def _env_settings(names: dict[str, type]) -> dict:
+    """The variables that are set and not empty (`CRON_SECRET=` means unset), cast."""
+    casts = {bool: env.bool, int: env.int, float: env.float, str: env.str}
+    given = [name for name in names if env.ENVIRON.get(name, "").strip()]
+    return {name: casts[names[name]](name) for name in given}
 
-PKCE_STATE_TTL_SECONDS = env.int("PKCE_STATE_TTL_SECONDS", default=600)
-OAUTH_SESSION_TTL_SECONDS = env.int("OAUTH_SESSION_TTL_SECONDS", default=900)
 
-PKCE_CLEANUP_CRON = env.str("PKCE_CLEANUP_CRON", default="*/10 * * * *")
-SCHEDULED_EMAILS_CRON = env.str("SCHEDULED_EMAILS_CRON", default="0 * * * *")
-OAUTH_SESSION_CLEANUP_CRON = env.str("OAUTH_SESSION_CLEANUP_CRON", default="0 * * * *")
+vars().update(
+    _env_settings(
+        {
+            "CRON_SECRET": str,
+            "IN_PROCESS_SCHEDULER": bool,
+            "CLOUD_DEPLOY": bool,
+            "ENABLE_WELCOME_EMAILS": bool,
+            "APP_URL": str,
+            "PKCE_STATE_TTL_SECONDS": int,
+            "OAUTH_SESSION_TTL_SECONDS": int,
+            "MAINTENANCE_DELETE_BATCH_SIZE": int,
+            "MAINTENANCE_LOCK_LEASE_SECONDS": int,
+            "MAINTENANCE_RUN_RETENTION_DAYS": int,
+            "MAINTENANCE_HEARTBEAT_TIMEOUT_SECONDS": float,
+            "SCHEDULED_EMAILS_MAX_ATTEMPTS": int,
+            "SCHEDULED_EMAILS_BACKOFF_SECONDS": int,
+            "SCHEDULED_EMAILS_MAX_LATENESS_HOURS": int,
+            "SCHEDULED_EMAILS_LEASE_SECONDS": int,
+            "SCHEDULED_EMAILS_BATCH_SIZE": int,
+            "SCHEDULED_EMAILS_LIMIT": int,
+            "SCHEDULED_EMAILS_MAX_SECONDS": float,
+        }
+    )
+)
+if "APP_URL" in vars():
+    APP_URL = APP_URL.strip().rstrip("/")  # noqa: F821
 
-# In-process intervals; unset means the task's own (10 min, 1 h, 1 h). Short ones for tests.
-PKCE_CLEANUP_INTERVAL_SECONDS = env.int("PKCE_CLEANUP_INTERVAL_SECONDS", default=None)
-SCHEDULED_EMAILS_INTERVAL_SECONDS = env.int("SCHEDULED_EMAILS_INTERVAL_SECONDS", default=None)
-OAUTH_SESSION_CLEANUP_INTERVAL_SECONDS = env.int(
-    "OAUTH_SESSION_CLEANUP_INTERVAL_SECONDS", default=None
+# Each declared task's own settings, whatever the task: <TASK>_CRON,
+# <TASK>_INTERVAL_SECONDS and <TASK>_HEARTBEAT_URL (e.g. PKCE_CLEANUP_CRON). The system
+# checks refuse values that cannot work.
+vars().update(
+    {
+        name: value
+        for name, value in env.ENVIRON.items()
+        if TASK_SETTING_NAME.fullmatch(name) and value.strip()
+    }
 )
 
 # --- System crontab (django-crontab): python manage.py crontab add|show|remove ---
-# One entry per task, (task name, cron expression); tests/test_crontab.py checks the names
-# against the task registry. Each job runs `manage.py crontab run <hash>` with this
-# project's interpreter and settings; cron's bare environment gets DATABASE_URL,
-# CRON_SECRET and the rest from the `.env` file above, never from the installing shell.
-MAINTENANCE_CRON_TASKS = [
-    ("pkce_cleanup", PKCE_CLEANUP_CRON),
-    ("scheduled_emails", SCHEDULED_EMAILS_CRON),
-    ("oauth_session_cleanup", OAUTH_SESSION_CLEANUP_CRON),
-]
-CRONJOBS = [
-    (schedule, "maintenance.cron.run_task_from_cron", [name])
-    for name, schedule in MAINTENANCE_CRON_TASKS
-]
+# One entry per declared task, on its schedule in force. Each job runs
+# `manage.py crontab run <hash>` with this project's interpreter and settings; cron's bare
+# environment gets DATABASE_URL, CRON_SECRET and the rest from the `.env` file above,
+# never from the installing shell.
+CRONJOBS = DeclaredCronJobs()
 CRONTAB_PYTHON_EXECUTABLE = env.str("CRONTAB_PYTHON_EXECUTABLE", default=sys.executable)
 CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
 CRONTAB_COMMENT = env.str("CRONTAB_COMMENT", default="pluggedin maintenance")
 CRONTAB_COMMAND_PREFIX = env.str("CRONTAB_COMMAND_PREFIX", default="")
-# A relative CRON_LOG_FILE is under BASE_DIR (cron's working directory is $HOME).
+# A relative CRON_LOG_FILE is under BASE_DIR (cron's working directory is $HOME); its
+# folder is created by `manage.py crontab add`.
 CRON_LOG_FILE = str(BASE_DIR / env.str("CRON_LOG_FILE", default="logs/cron.log"))
 CRONTAB_COMMAND_SUFFIX = f">> {shlex.quote(CRON_LOG_FILE)} 2>&1"
-with contextlib.suppress(OSError):  # cron's shell runs nothing if it cannot open the log
-    Path(CRON_LOG_FILE).parent.mkdir(parents=True, exist_ok=True)
 ENV_FILE = _ENV_FILE
-
-MAINTENANCE_DELETE_BATCH_SIZE = env.int("MAINTENANCE_DELETE_BATCH_SIZE", default=10000)
-MAINTENANCE_LOCK_LEASE_SECONDS = env.int("MAINTENANCE_LOCK_LEASE_SECONDS", default=900)
-
-# Run-log rows older than this are pruned by the task runs themselves (0 keeps them all).
-MAINTENANCE_RUN_RETENTION_DAYS = env.int("MAINTENANCE_RUN_RETENTION_DAYS", default=30)
-MAINTENANCE_RUN_PRUNE_INTERVAL_SECONDS = 3600
-
-# Optional healthchecks.io-style ping URLs per task (<url>/start, <url>, <url>/fail).
-PKCE_CLEANUP_HEARTBEAT_URL = env.str("PKCE_CLEANUP_HEARTBEAT_URL", default="") or None
-SCHEDULED_EMAILS_HEARTBEAT_URL = env.str("SCHEDULED_EMAILS_HEARTBEAT_URL", default="") or None
-OAUTH_SESSION_CLEANUP_HEARTBEAT_URL = (
-    env.str("OAUTH_SESSION_CLEANUP_HEARTBEAT_URL", default="") or None
-)
-MAINTENANCE_HEARTBEAT_URLS: dict[str, str] = {}
-MAINTENANCE_HEARTBEAT_TIMEOUT_SECONDS = env.float(
-    "MAINTENANCE_HEARTBEAT_TIMEOUT_SECONDS", default=5.0
-)
 
 # --- Email ---
 
@@ -197,14 +200,6 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Plugged.in <noreply@localhost>")
 
-# Onboarding email processing (see README "Onboarding emails").
-SCHEDULED_EMAILS_MAX_ATTEMPTS = env.int("SCHEDULED_EMAILS_MAX_ATTEMPTS", default=5)
-SCHEDULED_EMAILS_BACKOFF_SECONDS = env.int("SCHEDULED_EMAILS_BACKOFF_SECONDS", default=300)
-SCHEDULED_EMAILS_MAX_LATENESS_HOURS = env.int("SCHEDULED_EMAILS_MAX_LATENESS_HOURS", default=48)
-SCHEDULED_EMAILS_LEASE_SECONDS = env.int("SCHEDULED_EMAILS_LEASE_SECONDS", default=900)
-SCHEDULED_EMAILS_BATCH_SIZE = env.int("SCHEDULED_EMAILS_BATCH_SIZE", default=100)
-SCHEDULED_EMAILS_LIMIT = env.int("SCHEDULED_EMAILS_LIMIT", default=10000)
-SCHEDULED_EMAILS_MAX_SECONDS = env.float("SCHEDULED_EMAILS_MAX_SECONDS", default=600)
 
 # --- Logging ---
 

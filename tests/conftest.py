@@ -32,9 +32,10 @@ def isolated_registry():
     registry.reset(previous)
 
 
-@pytest.fixture
-def postgres_only():
-    if connection.vendor != "postgresql":
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`@pytest.mark.postgres`, the one way to mark a test that needs PostgreSQL: skipped in
+    the SQLite pass, run in the PostgreSQL pass of `make test`."""
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (covered by the PostgreSQL pass of `make test`)")
 
 

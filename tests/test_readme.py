@@ -22,8 +22,7 @@ from django.urls import Resolver404, resolve
 
 from maintenance import registry
 from maintenance.runner import run_task
-
-from .processes import ROOT, subprocess_env
+from tests.processes import ROOT, subprocess_env
 
 README = ROOT / "README.md"
 BLOCK = re.compile(

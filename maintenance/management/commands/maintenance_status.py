@@ -3,7 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from maintenance.commands import json_dumps
+from maintenance.management.base import json_dumps
 from maintenance.status import maintenance_status
 
 

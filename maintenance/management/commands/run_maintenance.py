@@ -4,8 +4,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from maintenance import registry
-from maintenance.commands import json_dumps, quiet_console_logs
-from maintenance.models import Trigger
+from maintenance.management.base import (
+    add_json_flag,
+    add_trigger_flag,
+    json_dumps,
+    quiet_console_logs,
+)
 from maintenance.runner import RunOutcome, run_task
 
 
@@ -23,21 +27,21 @@ class Command(BaseCommand):
             metavar="TASK",
             help=f"Task names (default: all of {', '.join(registry.names())}).",
         )
-        parser.add_argument(
-            "--json",
-            action="store_true",
-            dest="as_json",
-            help='Print {"success": ..., "tasks": [...]} with each task\'s HTTP response body.',
+        add_json_flag(
+            parser, 'Print {"success": ..., "tasks": [...]} with each task\'s HTTP response body.'
         )
+        add_trigger_flag(parser)
 
-    def handle(self, *args: Any, tasks: list[str], as_json: bool, **options: Any) -> None:
+    def handle(
+        self, *args: Any, tasks: list[str], as_json: bool, trigger: str, **options: Any
+    ) -> None:
         names = list(dict.fromkeys(tasks)) or registry.names()
         unknown = [name for name in names if name not in registry.names()]
         if unknown:
             known = ", ".join(registry.names()) or "none registered"
             raise CommandError(f"Unknown task {', '.join(unknown)} (known: {known}); ran nothing.")
         with quiet_console_logs(options["verbosity"]):
-            outcomes = [run_task(name, Trigger.COMMAND) for name in names]
+            outcomes = [run_task(name, trigger) for name in names]
         failed = [outcome.task for outcome in outcomes if outcome.failed]
         if as_json:
             bodies = [outcome.body() for outcome in outcomes]

@@ -1,9 +1,6 @@
-from maintenance.commands import CleanupCommand
+from maintenance.management.base import TaskCommand
+from oauth.tasks import OAUTH_SESSION_CLEANUP
 
 
-class Command(CleanupCommand):
-    help = (
-        "Delete expired mcp-remote OAuth sessions (task oauth_session_cleanup). Safe to run "
-        "from cron at any frequency: overlapping runs skip. Exits 1 on failure."
-    )
-    task_name = "oauth_session_cleanup"
+class Command(TaskCommand):
+    task = OAUTH_SESSION_CLEANUP

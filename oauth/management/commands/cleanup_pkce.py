@@ -1,9 +1,6 @@
-from maintenance.commands import CleanupCommand
+from maintenance.management.base import TaskCommand
+from oauth.tasks import PKCE_CLEANUP
 
 
-class Command(CleanupCommand):
-    help = (
-        "Delete expired OAuth PKCE states (task pkce_cleanup). Safe to run from cron at any "
-        "frequency: overlapping runs skip. Exits 1 on failure."
-    )
-    task_name = "pkce_cleanup"
+class Command(TaskCommand):
+    task = PKCE_CLEANUP

@@ -1,0 +1,47 @@
+"""System checks for onboarding emails (registered from `EmailsConfig.ready()`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from maintenance.checks import setting_errors
+
+from .conf import email_settings
+
+CONSOLE_EMAIL_BACKENDS = (
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+)
+
+W003 = Warning(
+    "CLOUD_DEPLOY is true but email goes to the console backend, so scheduled emails are "
+    "marked sent without reaching anyone.",
+    hint="Set EMAIL_URL to your SMTP server, e.g. smtp://user:pass@smtp.example.com:587/?tls=True.",
+    id="maintenance.W003",
+)
+W004 = Warning(
+    "DEBUG is true with CLOUD_DEPLOY: task endpoints run on GET without a token and errors "
+    "show tracebacks.",
+    hint="Set DEBUG=false in production.",
+    id="maintenance.W004",
+)
+
+
+@register("emails")
+def check_email_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    return setting_errors([email_settings])
+
+
+@register("emails")
+def check_cloud_email_backend(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    if email_settings.CLOUD_DEPLOY and settings.EMAIL_BACKEND in CONSOLE_EMAIL_BACKENDS:
+        return [W003]
+    return []
+
+
+@register(Tags.security)
+def check_debug_in_cloud(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    return [W004] if settings.DEBUG and email_settings.CLOUD_DEPLOY else []

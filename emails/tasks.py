@@ -1,0 +1,59 @@
+"""The emails app's maintenance task, declared once; `EmailsConfig.ready()` imports this."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from maintenance.registry import Option, Task, positive, register
+
+from .conf import email_settings
+from .models import ScheduledEmail
+from .sending import process_scheduled_emails
+
+
+def cloud_only() -> str | None:
+    """Onboarding emails go out only from the cloud deployment."""
+    if email_settings.CLOUD_DEPLOY:
+        return None
+    return "Skipped: CLOUD_DEPLOY is not true; scheduled emails are sent only when it is."
+
+
+def email_backlog() -> dict[str, int]:
+    return {
+        "due_emails": ScheduledEmail.objects.due().count(),
+        "failed_emails": ScheduledEmail.objects.failed().count(),
+    }
+
+
+SCHEDULED_EMAILS = register(
+    Task(
+        name="scheduled_emails",
+        func=process_scheduled_emails,
+        description="Send due welcome and follow-up emails.",
+        message=(
+            "Sent {sent} scheduled emails ({failed} failed, {cancelled} cancelled, "
+            "{remaining} remaining)"
+        ),
+        cron="0 * * * *",
+        interval=timedelta(hours=1),
+        command="process_scheduled_emails",
+        path="/api/emails/process-scheduled",
+        order=20,
+        gate=cloud_only,
+        backlog=email_backlog,
+        options=(
+            Option(
+                "limit",
+                "Handle at most N emails in this run (default SCHEDULED_EMAILS_LIMIT).",
+                parse=positive(int),
+                metavar="N",
+            ),
+            Option(
+                "max_seconds",
+                "Stop claiming new emails after S seconds (default SCHEDULED_EMAILS_MAX_SECONDS).",
+                parse=positive(float),
+                metavar="S",
+            ),
+        ),
+    )
+)

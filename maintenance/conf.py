@@ -1,0 +1,134 @@
+"""Settings objects in the style of django-oauth-toolkit's `oauth2_settings`.
+
+Each app keeps one table of its settings: the Django setting name, its default (written
+once, here, never again in a module that reads it) and the values it accepts. Modules read
+`maintenance_settings.CRON_SECRET`, never `getattr(settings, NAME, default)`. Values are
+cached and dropped on `setting_changed`, so `override_settings` works in tests.
+`pluggedin/settings.py` only maps the environment onto these names.
+
+A task's own settings (`<TASK>_CRON`, `<TASK>_INTERVAL_SECONDS`, `<TASK>_HEARTBEAT_URL`)
+are named after the task, so any declared task has them without a line here:
+`task_setting()` is the one place that builds those names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+
+TASK_SETTING_SUFFIXES = ("CRON", "INTERVAL_SECONDS", "HEARTBEAT_URL")
+TASK_SETTING_NAME = re.compile(rf"[A-Z][A-Z0-9_]*_({'|'.join(TASK_SETTING_SUFFIXES)})")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its default, a one-line meaning, and what it accepts.
+
+    `check` returns None for an acceptable value, else the accepted values in words; the
+    system checks (`maintenance.E0xx`) report every unacceptable one by name."""
+
+    default: Any
+    doc: str
+    check: Callable[[Any], str | None] | None = None
+
+    def problem(self, value: Any) -> str | None:
+        return self.check(value) if self.check else None
+
+
+def whole_number(minimum: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+        return None if ok else f"a whole number of at least {minimum}"
+
+    return check
+
+
+def positive_number(value: Any) -> str | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf")
+    return None if ok else "a number greater than 0"
+
+
+def one_of(*choices: Any) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in choices else "one of " + ", ".join(repr(c) for c in choices)
+
+    return check
+
+
+class AppSettings:
+    """Attribute access to one app's settings table; an unknown name is an error."""
+
+    def __init__(self, table: Mapping[str, Setting]) -> None:
+        self.table = dict(table)
+        self._cache: dict[str, Any] = {}
+        setting_changed.connect(self._on_setting_changed, weak=False)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in self.table:
+            raise AttributeError(f"{name!r} is not a setting of this app")
+        if name not in self._cache:
+            self._cache[name] = getattr(django_settings, name, self.table[name].default)
+        return self._cache[name]
+
+    def problems(self) -> list[tuple[str, Any, str]]:
+        """(name, value, what it accepts) for every value its table refuses."""
+        found = []
+        for name, setting in self.table.items():
+            value = getattr(self, name)
+            accepted = setting.problem(value)
+            if accepted:
+                found.append((name, value, accepted))
+        return found
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+    def _on_setting_changed(self, *, setting: str, **kwargs: Any) -> None:
+        if setting in self.table:
+            self._cache.pop(setting, None)
+
+
+def task_setting(task_name: str, suffix: str) -> Any:
+    """The value of `<TASK>_<SUFFIX>` (e.g. `PKCE_CLEANUP_CRON`), or None when unset."""
+    if suffix not in TASK_SETTING_SUFFIXES:
+        raise ValueError(f"{suffix!r} is not a per-task setting ({TASK_SETTING_SUFFIXES})")
+    value = getattr(django_settings, f"{task_name.upper()}_{suffix}", None)
+    return None if value in (None, "") else value
+
+
+maintenance_settings = AppSettings(
+    {
+        "CRON_SECRET": Setting(
+            None, "Bearer secret of the task and status endpoints; unset closes them (503)."
+        ),
+        "IN_PROCESS_SCHEDULER": Setting(
+            True, "Start the in-process scheduler in each serving process.", one_of(True, False)
+        ),
+        "MAINTENANCE_DELETE_BATCH_SIZE": Setting(
+            10_000, "Rows deleted per batch, each its own short transaction.", whole_number(1)
+        ),
+        "MAINTENANCE_LOCK_LEASE_SECONDS": Setting(
+            900,
+            "Lease of a task lock where the database has no advisory locks (SQLite).",
+            whole_number(1),
+        ),
+        "MAINTENANCE_RUN_RETENTION_DAYS": Setting(
+            30, "Run-log rows older than this are pruned by the runs; 0 keeps all.", whole_number(0)
+        ),
+        "MAINTENANCE_RUN_PRUNE_INTERVAL_SECONDS": Setting(
+            3600, "How often one process may prune the run log.", whole_number(1)
+        ),
+        "MAINTENANCE_HEARTBEAT_URLS": Setting(
+            {}, "Heartbeat ping URL per task name, besides <TASK>_HEARTBEAT_URL."
+        ),
+        "MAINTENANCE_HEARTBEAT_TIMEOUT_SECONDS": Setting(
+            5.0, "Timeout of one heartbeat ping.", positive_number
+        ),
+        "ENV_FILE": Setting("", "The .env file the settings read (what cron jobs see)."),
+    }
+)

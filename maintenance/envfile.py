@@ -1,0 +1,51 @@
+"""What a cron job will see of the configuration: the `.env` file, not the shell.
+
+Cron starts jobs with an almost empty environment, so a variable only `export`ed in the
+shell that ran `crontab add` never reaches them; check W201 compares the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from . import registry
+
+# Variables that change what a cron job does; each task's `<TASK>_CRON` is added to them.
+CRON_VARIABLES = (
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "CRON_SECRET",
+    "CLOUD_DEPLOY",
+    "ENABLE_WELCOME_EMAILS",
+    "EMAIL_URL",
+    "DEFAULT_FROM_EMAIL",
+    "APP_URL",
+    "PKCE_STATE_TTL_SECONDS",
+    "OAUTH_SESSION_TTL_SECONDS",
+    "MAINTENANCE_DELETE_BATCH_SIZE",
+)
+
+
+def cron_variables() -> list[str]:
+    return [*CRON_VARIABLES, *(f"{name.upper()}_CRON" for name in registry.names())]
+
+
+def env_file_values(path: str) -> dict[str, str]:
+    """The `KEY=value` lines of an env file (enough to compare, not a full parser)."""
+    if not path or not Path(path).is_file():
+        return {}
+    values = {}
+    for line in Path(path).read_text().splitlines():
+        key, sep, value = line.strip().removeprefix("export ").partition("=")
+        if sep and key and not key.startswith("#"):
+            values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def shell_only_variables(environ: Mapping[str, str], env_file: str) -> list[str]:
+    """Variables set here that a cron job will not see, or will see with another value."""
+    in_file = env_file_values(env_file)
+    return [
+        name for name in cron_variables() if name in environ and in_file.get(name) != environ[name]
+    ]

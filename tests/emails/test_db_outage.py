@@ -1,0 +1,64 @@
+"""The database going away mid-run (every connection killed by the server): nothing lost."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from emails.models import ScheduledEmail
+from maintenance.runner import run_task
+from tests import processes
+from tests.factories import make_due, statuses
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+LEASE_SECONDS = 3
+
+
+def terminate_other_sessions(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND application_name NOT LIKE 'pytest%%'"
+        )
+
+
+@pytest.mark.postgres
+def test_database_outage_mid_batch_loses_nothing(smtp_server, settings):
+    settings.CLOUD_DEPLOY = True
+    make_due(60)
+    url = processes.test_database_url()
+    connection.close()  # the test's own session comes back after the outage
+
+    def outage(count: int) -> None:
+        if count == 20:
+            terminate_other_sessions(url)
+
+    smtp_server.recorder.before_reply = outage
+    done = processes.run_manage(
+        "process_scheduled_emails",
+        CLOUD_DEPLOY="true",
+        EMAIL_URL=smtp_server.url,
+        SCHEDULED_EMAILS_LEASE_SECONDS=str(LEASE_SECONDS),
+    )
+    smtp_server.recorder.before_reply = None
+
+    assert done.returncode == 1
+    assert "failed" in done.stderr and "Traceback" not in done.stderr
+    assert ScheduledEmail.objects.count() == 60
+    assert statuses().get("sent", 0) < 60
+
+    time.sleep(LEASE_SECONDS + 0.5)
+    outcome = run_task("scheduled_emails", "scheduler")
+
+    assert outcome.success, outcome.error
+    assert statuses() == {"sent": 60}
+    received = smtp_server.received()
+    assert len(received) == 60
+    assert sum(count - 1 for count in received.values()) <= 1
+    assert ScheduledEmail.objects.filter(sent_at__lte=timezone.now()).count() == 60

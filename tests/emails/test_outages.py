@@ -1,0 +1,96 @@
+"""SMTP outages: nothing marked sent, attempts counted, backoff applied, `failed` at the end."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from emails.models import ScheduledEmail
+from emails.sending import process_scheduled_emails
+from maintenance.runner import run_task
+from tests.factories import make_due
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def retries(settings):
+    settings.SCHEDULED_EMAILS_BACKOFF_SECONDS = 60
+    settings.SCHEDULED_EMAILS_MAX_ATTEMPTS = 3
+
+
+def rows() -> list[ScheduledEmail]:
+    return list(ScheduledEmail.objects.order_by("user__username"))
+
+
+def test_server_down_marks_nothing_sent_and_backs_off(smtp_down, retries):
+    make_due(4)
+    now = timezone.now()
+
+    result = process_scheduled_emails(now=now)
+
+    assert result["sent"] == 0 and result["failed"] == 4
+    for row in rows():
+        assert row.status == "pending" and row.sent_at is None
+        assert row.attempts == 1
+        assert row.scheduled_for == now + timedelta(seconds=60)
+        assert "SMTP unavailable" in row.last_error and "Connection" in row.last_error
+
+
+def test_backoff_doubles_and_a_retry_before_it_touches_nothing(smtp_down, retries):
+    make_due(2)
+    now = timezone.now()
+    process_scheduled_emails(now=now)
+
+    assert process_scheduled_emails(now=now + timedelta(seconds=30))["failed"] == 0
+    assert {row.attempts for row in rows()} == {1}
+
+    later = now + timedelta(seconds=61)
+    process_scheduled_emails(now=later)
+    for row in rows():
+        assert row.attempts == 2
+        assert row.scheduled_for == later + timedelta(seconds=120)
+
+
+def test_when_the_server_comes_back_the_next_run_sends_them_all(smtp_down, retries):
+    make_due(5)
+    now = timezone.now()
+    process_scheduled_emails(now=now)
+    assert smtp_down.messages == []
+
+    smtp_down.start()
+    result = process_scheduled_emails(now=now + timedelta(minutes=2))
+
+    assert result == {"sent": 5, "failed": 0, "cancelled": 0, "remaining": 0}
+    assert smtp_down.received() == {f"user{i}@example.test": 1 for i in range(5)}
+    assert {(row.status, row.attempts, row.last_error) for row in rows()} == {("sent", 2, "")}
+
+
+def test_after_the_last_attempt_the_email_is_failed_with_its_error(smtp_down, retries):
+    make_due(2)
+    now = timezone.now()
+    for day in range(3):
+        process_scheduled_emails(now=now + timedelta(days=day))
+
+    for row in rows():
+        assert row.status == "failed" and row.attempts == 3
+        assert "SMTP unavailable" in row.last_error
+    smtp_down.start()
+    assert process_scheduled_emails(now=now + timedelta(days=4))["sent"] == 0
+    assert smtp_down.messages == []
+
+
+def test_the_run_log_and_the_body_carry_the_counts(smtp_down, retries, settings):
+    settings.CLOUD_DEPLOY = True
+    make_due(3)
+
+    outcome = run_task("scheduled_emails", "command")
+
+    body = outcome.body()
+    assert body["success"] is True
+    assert (body["sent"], body["failed"], body["cancelled"]) == (0, 3, 0)
+    assert body["remaining"] == 0  # backed off: not due again yet
+    from maintenance.models import TaskRun
+
+    run = TaskRun.objects.get(pk=outcome.run_id)
+    assert run.result == {"sent": 0, "failed": 3, "cancelled": 0, "remaining": 0}

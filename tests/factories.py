@@ -1,0 +1,84 @@
+"""Rows and tasks for the tests, made one way: tasks, PKCE states, users, due emails."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from emails.models import EmailType, ScheduledEmail
+from maintenance.registry import Task
+from oauth.models import PKCEState
+
+SERVER = uuid.UUID(int=7)
+
+
+def fake_task(
+    name: str = "demo",
+    func: Callable[..., Any] | None = None,
+    *,
+    seconds: float = 300,
+    **overrides: Any,
+) -> Task:
+    """A task for tests: `func` (default: one counted thing) every `seconds`."""
+    fields = {
+        "name": name,
+        "func": func or (lambda **options: {"count": 1}),
+        "description": f"Fake task {name}.",
+        "message": "Did {count} things",
+        "cron": "*/5 * * * *",
+        "interval": timedelta(seconds=seconds),
+    }
+    return Task(**{**fields, **overrides})
+
+
+def state_row(state: str, expires_at: datetime) -> PKCEState:
+    """An unsaved PKCE state row (for bulk inserts)."""
+    return PKCEState(
+        state=state,
+        server_uuid=SERVER,
+        code_verifier="v" * 43,
+        redirect_uri="https://client.test/cb",
+        integrity_hash="0" * 64,
+        expires_at=expires_at,
+    )
+
+
+def make_state(name: str, *, expired: bool) -> PKCEState:
+    """A saved PKCE state, five minutes past or before its expiry."""
+    delta = timedelta(minutes=-5 if expired else 5)
+    row = state_row(name * 43, timezone.now() + delta)
+    row.save(force_insert=True)
+    return row
+
+
+def make_users(count: int, prefix: str = "user") -> list:
+    User = get_user_model()
+    User.objects.bulk_create(
+        User(username=f"{prefix}{i}", email=f"{prefix}{i}@example.test", first_name=f"Ann{i}")
+        for i in range(count)
+    )
+    return list(User.objects.filter(username__startswith=prefix).order_by("pk"))
+
+
+def make_due(
+    count: int, *, prefix: str = "user", at: datetime | None = None
+) -> list[ScheduledEmail]:
+    """`count` users, each with one welcome email due a minute before `at` (default now)."""
+    due = (at or timezone.now()) - timedelta(minutes=1)
+    users = make_users(count, prefix)
+    ScheduledEmail.objects.bulk_create(
+        ScheduledEmail(user=user, email_type=EmailType.WELCOME, scheduled_for=due) for user in users
+    )
+    return list(ScheduledEmail.objects.filter(user__in=users))
+
+
+def statuses() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for status in ScheduledEmail.objects.values_list("status", flat=True):
+        counts[status] = counts.get(status, 0) + 1
+    return counts

@@ -1,0 +1,211 @@
+"""Log events: stable names with key=value fields, `LOG_FORMAT=json`, and no secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from maintenance.events import log_event, render
+from maintenance.log_format import JsonFormatter
+from maintenance.redaction import RedactSecretsFilter
+from maintenance.runner import run_task
+from tests.factories import fake_task
+from tests.processes import run_manage
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "cron-secret-value-that-must-never-be-logged-123"
+
+
+def events(caplog) -> list[tuple[str, dict]]:
+    return [(r.event, r.event_fields) for r in caplog.records if getattr(r, "event", None)]
+
+
+def test_a_successful_run_logs_started_then_finished_with_counts(caplog):
+    caplog.set_level(logging.INFO, logger="maintenance")
+
+    outcome = run_task("pkce_cleanup", "cron")
+
+    assert events(caplog) == [
+        (
+            "maintenance.task.started",
+            {"task": "pkce_cleanup", "trigger": "cron", "run": outcome.run_id},
+        ),
+        (
+            "maintenance.task.finished",
+            {
+                "task": "pkce_cleanup",
+                "trigger": "cron",
+                "run": outcome.run_id,
+                "duration_ms": outcome.duration_ms,
+                "counts": {"deletedCount": 0},
+            },
+        ),
+    ]
+    assert caplog.records[-1].getMessage() == (
+        f"maintenance.task.finished task=pkce_cleanup trigger=cron run={outcome.run_id}"
+        f" duration_ms={outcome.duration_ms} deletedCount=0"
+    )
+
+
+def test_a_failure_logs_one_failed_event_with_the_error(caplog, isolated_registry):
+    def broken(**options):
+        raise ValueError("bad row 42")
+
+    isolated_registry.register(fake_task(func=broken))
+    caplog.set_level(logging.INFO, logger="maintenance")
+
+    run_task("demo", "http")
+
+    name, fields = events(caplog)[-1]
+    assert name == "maintenance.task.failed"
+    assert fields["error"] == "ValueError: bad row 42"
+    assert caplog.records[-1].levelno == logging.ERROR
+    assert 'error="ValueError: bad row 42"' in caplog.records[-1].getMessage()
+
+
+def test_a_gated_task_logs_skipped_with_a_quoted_reason(caplog, isolated_registry):
+    isolated_registry.register(fake_task(gate=lambda: "Set CLOUD_DEPLOY=true"))
+    caplog.set_level(logging.INFO, logger="maintenance")
+
+    run_task("demo", "scheduler")
+
+    assert [name for name, _ in events(caplog)] == ["maintenance.task.skipped"]
+    assert 'reason="Set CLOUD_DEPLOY=true"' in caplog.records[-1].getMessage()
+
+
+def test_values_stay_one_token_for_grep_and_awk():
+    line = render("e", {"a": None, "b": "two words", "c": 3, "d": {"x": 1}, "e": ""})
+
+    assert line == 'e a=- b="two words" c=3 x=1 e=""'
+
+
+@contextmanager
+def json_lines(logger_name: str) -> Iterator[list[str]]:
+    """Lines as the project's console handler writes them with LOG_FORMAT=json."""
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(self.format(record))
+
+    handler = Keep()
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactSecretsFilter())
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_json_lines_carry_event_task_trigger_run_and_counts_as_fields():
+    with json_lines("maintenance.t") as lines:
+        log_event(
+            logging.getLogger("maintenance.t"),
+            logging.WARNING,
+            "maintenance.task.finished",
+            task="pkce_cleanup",
+            trigger="cron",
+            run=7,
+            duration_ms=3,
+            counts={"deletedCount": 2},
+        )
+    data = json.loads(lines[-1])
+
+    assert data["event"] == "maintenance.task.finished"
+    assert data["task"] == "pkce_cleanup" and data["trigger"] == "cron" and data["run"] == 7
+    assert data["counts"] == {"deletedCount": 2}
+    assert data["level"] == "WARNING" and data["timestamp"].endswith("Z")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_log_format_json_prints_one_json_object_per_line():
+    result = run_manage("cleanup_pkce", "-v", "2", LOG_FORMAT="json", CRON_SECRET=SECRET)
+
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert [line["event"] for line in lines] == [
+        "maintenance.task.started",
+        "maintenance.task.finished",
+    ]
+    assert lines[1]["counts"] == {"deletedCount": 0}
+    assert lines[1]["task"] == "pkce_cleanup" and lines[1]["trigger"] == "command"
+
+
+def test_an_unknown_log_format_is_refused_with_a_clear_message():
+    result = run_manage("check", LOG_FORMAT="xml")
+
+    assert result.returncode == 1
+    assert "LOG_FORMAT must be 'plain' or 'json'" in result.stderr
+
+
+@pytest.fixture
+def secrets(settings):
+    settings.CRON_SECRET = SECRET
+    settings.EMAIL_HOST_PASSWORD = "smtp-password-hunter2"
+    return [SECRET, "smtp-password-hunter2", settings.SECRET_KEY]
+
+
+@pytest.fixture
+def console_output():
+    """What the project's configured console handler (settings.LOGGING) writes."""
+    (console,) = [h for h in logging.getLogger().handlers if h.name == "console"]
+    stream = io.StringIO()
+    previous = console.setStream(stream)
+    yield stream
+    console.setStream(previous)
+
+
+def test_secrets_never_reach_the_configured_console_handler(secrets, console_output):
+    logger = logging.getLogger("maintenance.test")
+    logger.error("settings: %s %s %s", *secrets)
+    logger.error("request headers {'Authorization': 'Bearer %s'}", "some-other-token-xyz")
+    logger.error("HTTP_AUTHORIZATION=Basic dXNlcjpwYXNz")
+    logging.getLogger("django.request").error("smtp://mailer:p4ssw0rd@smtp.example.com:587")
+
+    err = console_output.getvalue()
+    for secret in [*secrets, "some-other-token-xyz", "dXNlcjpwYXNz", "p4ssw0rd"]:
+        assert secret not in err
+    assert err.count("[redacted]") >= 6
+
+
+def test_secrets_in_a_failing_task_error_and_traceback_are_redacted(secrets, isolated_registry):
+    def leaky(**options):
+        raise RuntimeError(f"login failed with {SECRET}")
+
+    isolated_registry.register(fake_task(func=leaky))
+    with json_lines("maintenance") as records:
+        run_task("demo", "command")
+        try:
+            raise RuntimeError(f"again {SECRET}")
+        except RuntimeError:
+            logging.getLogger("maintenance.test").exception("oops")
+
+    text = "\n".join(records)
+    assert SECRET not in text
+    failed = json.loads(records[-2])
+    assert failed["event"] == "maintenance.task.failed"
+    assert failed["error"] == "RuntimeError: login failed with [redacted]"
+    assert "again [redacted]" in json.loads(records[-1])["exception"]
+
+
+def test_a_secret_in_an_exception_never_reaches_the_run_log_or_the_body(secrets, isolated_registry):
+    from maintenance.models import TaskRun
+
+    def leaky(**options):
+        raise RuntimeError(f"connect failed: password={SECRET}")
+
+    isolated_registry.register(fake_task(func=leaky))
+
+    outcome = run_task("demo", "http")
+
+    assert SECRET not in TaskRun.objects.get(pk=outcome.run_id).error
+    assert SECRET not in json.dumps(outcome.body(debug=True))
+    assert outcome.body()["error"] == "RuntimeError: connect failed: password=[redacted]"

@@ -1,0 +1,100 @@
+"""`run_task`: every outcome is recorded in the run log and nothing is swallowed."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from maintenance.models import TaskRun
+from maintenance.runner import run_task
+from tests.factories import fake_task
+
+pytestmark = pytest.mark.django_db
+
+
+def test_success_is_recorded_with_counts_host_and_pid(isolated_registry):
+    isolated_registry.register(fake_task())
+
+    outcome = run_task("demo", "command")
+
+    run = TaskRun.objects.get(pk=outcome.run_id)
+    assert run.status == "succeeded"
+    assert run.result == {"count": 1}
+    assert run.finished_at >= run.started_at
+    assert run.duration_ms is not None
+    assert run.host and run.pid
+    assert outcome.body()["message"] == "Did 1 things"
+
+
+def test_a_raising_task_is_a_failed_run_with_the_error(isolated_registry):
+    def broken(**options):
+        raise ValueError("bad row 42")
+
+    isolated_registry.register(fake_task(func=broken))
+
+    outcome = run_task("demo", "scheduler")
+
+    assert outcome.failed and outcome.http_status == 500
+    run = TaskRun.objects.get(pk=outcome.run_id)
+    assert run.status == "failed"
+    assert run.error == "ValueError: bad row 42"
+    body = outcome.body()
+    assert body == {
+        "success": False,
+        "error": "ValueError: bad row 42",
+        "task": "demo",
+        "timestamp": body["timestamp"],
+        "durationMs": body["durationMs"],
+        "runId": run.pk,
+    }
+    assert "traceback" in outcome.body(debug=True)
+
+
+def test_a_closed_gate_is_a_skipped_run_that_is_not_success(isolated_registry):
+    isolated_registry.register(fake_task(gate=lambda: "CLOUD_DEPLOY is not true"))
+
+    outcome = run_task("demo", "http")
+
+    body = outcome.body()
+    assert body["success"] is False
+    assert body["skipped"] is True
+    assert "CLOUD_DEPLOY" in body["message"]
+    assert TaskRun.objects.get(pk=outcome.run_id).status == "skipped"
+
+
+def test_unknown_task_fails_cleanly():
+    outcome = run_task("no_such_task", "command")
+
+    assert outcome.failed
+    assert "no_such_task" in outcome.error
+    assert not TaskRun.objects.exists()
+
+
+def test_options_reach_the_task(isolated_registry):
+    seen = {}
+
+    def remember(**options):
+        seen.update(options)
+        return {}
+
+    isolated_registry.register(fake_task(func=remember))
+
+    run_task("demo", "command", dry_run=True)
+
+    assert seen == {"dry_run": True}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_database_mid_run_still_reports_the_failure(isolated_registry):
+    def lose_connection(**options):
+        connection.close()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM table_that_does_not_exist")
+
+    isolated_registry.register(fake_task(func=lose_connection))
+
+    outcome = run_task("demo", "command")
+
+    assert outcome.failed
+    assert outcome.run_id is not None
+    assert TaskRun.objects.get(pk=outcome.run_id).status == "failed"

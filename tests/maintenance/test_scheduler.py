@@ -1,0 +1,280 @@
+"""The in-process scheduler: the loop in a thread, and where it starts (and does not)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from datetime import timedelta
+from itertools import pairwise
+
+import pytest
+from django.utils import timezone
+
+from maintenance.models import RunStatus, TaskRun, Trigger
+from maintenance.registry import Task
+from maintenance.runner import run_task
+from maintenance.scheduler import Scheduler
+from tests import factories
+from tests.processes import MANAGE, PYTHON, ROOT, free_port, project_env, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STARTED = "maintenance.scheduler.started"
+
+
+def fake_task(name: str, func, seconds: float = 0.3, run_at_startup: bool = True) -> Task:
+    return factories.fake_task(
+        name, func, seconds=seconds, cron="* * * * *", run_at_startup=run_at_startup
+    )
+
+
+def test_failing_task_is_recorded_failed_and_the_next_one_keeps_running(isolated_registry):
+    calls = []
+
+    def boom() -> dict:
+        raise RuntimeError("disk on fire")
+
+    def count() -> dict:
+        calls.append(timezone.now())
+        return {"calls": len(calls)}
+
+    isolated_registry.register(fake_task("boom", boom))
+    isolated_registry.register(fake_task("count", count))
+    scheduler = Scheduler()
+    scheduler.start_thread()
+    try:
+        wait_for(lambda: len(calls) >= 3, timeout=30)
+    finally:
+        scheduler.stop()
+
+    assert not scheduler.thread.is_alive(), "the thread stops cleanly when asked"
+    failed = TaskRun.objects.filter(task="boom", trigger=Trigger.SCHEDULER)
+    assert failed.count() >= 2, "a failing task is retried at its interval"
+    assert {run.status for run in failed} == {RunStatus.FAILED}
+    assert all(run.error == "RuntimeError: disk on fire" for run in failed)
+    succeeded = TaskRun.objects.filter(task="count", status=RunStatus.SUCCEEDED)
+    assert succeeded.count() == len(calls) >= 3
+
+
+def success_ago(trigger: str, ago: timedelta) -> TaskRun:
+    """A success of the fake task `count` recorded by another trigger `ago`."""
+    started = timezone.now() - ago
+    return TaskRun.objects.create(
+        task="count", trigger=trigger, status=RunStatus.SUCCEEDED, started_at=started
+    )
+
+
+def one_pass() -> Scheduler:
+    scheduler = Scheduler()
+    scheduler.plan_startup()
+    scheduler.run_due()
+    return scheduler
+
+
+def test_skips_a_task_any_trigger_ran_within_its_interval(isolated_registry):
+    calls = []
+    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, seconds=3600))
+    cron_run = success_ago(Trigger.CRON, timedelta(minutes=10))
+    scheduler = one_pass()
+
+    assert calls == []
+    assert TaskRun.objects.count() == 1
+    assert scheduler.due["count"] == cron_run.started_at + timedelta(hours=1)
+
+
+def test_runs_a_task_whose_last_success_is_older_than_its_interval(isolated_registry):
+    calls = []
+    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, seconds=60))
+    success_ago(Trigger.HTTP, timedelta(minutes=2))
+    one_pass()
+
+    assert calls == [1]
+    latest = TaskRun.objects.last_run("count")
+    assert (latest.trigger, latest.status) == (Trigger.SCHEDULER, RunStatus.SUCCEEDED)
+
+
+def test_task_without_startup_run_waits_its_interval(isolated_registry):
+    calls = []
+    task = fake_task("count", lambda: calls.append(1) or {}, seconds=3600, run_at_startup=False)
+    isolated_registry.register(task)
+    scheduler = one_pass()
+
+    assert calls == []
+    assert scheduler.seconds_until_next_due() > 3500
+
+
+def test_task_without_startup_run_catches_up_when_overdue(isolated_registry):
+    calls = []
+    task = fake_task("count", lambda: calls.append(1) or {}, seconds=3600, run_at_startup=False)
+    isolated_registry.register(task)
+    success_ago(Trigger.CRON, timedelta(hours=2))
+    one_pass()
+
+    assert calls == [1]
+
+
+def test_runner_rechecks_the_run_log_once_it_holds_the_lock(isolated_registry):
+    """A runner that lost the race for the lock must not redo the winner's work."""
+    calls = []
+    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, seconds=60))
+    since = timezone.now()
+    run_task("count", Trigger.CRON)  # the winner finishes just after we looked
+    outcome = run_task("count", Trigger.SCHEDULER, unless_succeeded_since=since)
+
+    assert calls == [1]
+    assert outcome.skipped and not outcome.failed
+    assert outcome.run_id is None
+    assert TaskRun.objects.count() == 1
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, "-c", code],
+        cwd=ROOT,
+        env=project_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+THREADS = "import threading; print(sorted(t.name for t in threading.enumerate()))"
+
+
+@pytest.mark.parametrize("module", ["pluggedin.wsgi", "pluggedin.asgi"])
+def test_serving_process_starts_one_scheduler_thread(module):
+    result = run_python(f"import {module}; {THREADS}", IN_PROCESS_SCHEDULER="true")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("maintenance-scheduler") == 1
+    assert result.stderr.count(STARTED) == 1
+
+
+def test_scheduler_stays_off_with_in_process_scheduler_false():
+    result = run_python(f"import pluggedin.wsgi; {THREADS}", IN_PROCESS_SCHEDULER="false")
+    assert result.returncode == 0, result.stderr
+    assert "maintenance-scheduler" not in result.stdout
+    assert "maintenance.scheduler.disabled" in result.stderr
+    assert 'reason="IN_PROCESS_SCHEDULER is false"' in result.stderr
+    assert not TaskRun.objects.exists()
+
+
+@pytest.mark.parametrize("command", [["migrate", "--noinput"], ["shell", "-c", THREADS], ["check"]])
+def test_management_commands_never_start_the_scheduler(command):
+    result = subprocess.run(
+        [PYTHON, MANAGE, *command],
+        cwd=ROOT,
+        env=project_env(IN_PROCESS_SCHEDULER="true"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert STARTED not in result.stderr + result.stdout
+    assert "maintenance-scheduler" not in result.stdout
+    assert not TaskRun.objects.filter(trigger=Trigger.SCHEDULER).exists()
+
+
+def start(args: list[str], **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=project_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen, signum: int = signal.SIGTERM) -> str:
+    """Signal the process group we started and return everything it printed."""
+    os.killpg(process.pid, signum)
+    output, _ = process.communicate(timeout=30)
+    return output
+
+
+def startup_cleanups_recorded() -> bool:
+    done = TaskRun.objects.filter(trigger=Trigger.SCHEDULER, status=RunStatus.SUCCEEDED)
+    return set(done.values_list("task", flat=True)) >= {"pkce_cleanup", "oauth_session_cleanup"}
+
+
+@pytest.mark.slow
+def test_runserver_runs_the_startup_cleanups_once_in_its_serving_process():
+    """What `make run` shows: one scheduler (in the serving child, not the autoreloader
+    parent), a log line, and recorded startup runs of both cleanups."""
+    server = start([PYTHON, MANAGE, "runserver", f"127.0.0.1:{free_port()}"])
+    try:
+        assert wait_for(startup_cleanups_recorded, timeout=60)
+    finally:
+        output = stop(server)
+
+    assert output.count(STARTED) == 1, output
+    assert "tasks=pkce_cleanup/600s,scheduled_emails/3600s,oauth_session_cleanup/3600s" in output
+    pids = set(TaskRun.objects.values_list("pid", flat=True))
+    assert len(pids) == 1 and server.pid not in pids, "the serving child ran them, once"
+    assert "maintenance.scheduler.ran task=pkce_cleanup status=succeeded" in output
+
+
+@pytest.mark.slow
+def test_run_scheduler_runs_in_the_foreground_and_stops_on_sigterm():
+    worker = start([PYTHON, MANAGE, "run_scheduler"], IN_PROCESS_SCHEDULER="false")
+    try:
+        assert wait_for(startup_cleanups_recorded, timeout=60)
+    finally:
+        output = stop(worker)
+
+    assert worker.returncode == 0, output
+    assert output.count(STARTED) == 1
+    assert "maintenance.scheduler.stopped" in output
+    assert not TaskRun.objects.filter(status=RunStatus.RUNNING).exists()
+
+
+GUNICORN_SECONDS = 21
+INTERVAL = 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preload", [False, True], ids=["fork", "preload"])
+@pytest.mark.postgres
+def test_two_gunicorn_workers_run_each_task_once_per_interval_in_total(preload):
+    """Two workers, each with its own scheduler, one PostgreSQL database: every task runs
+    once per interval in all, never once per process."""
+    args = [PYTHON, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{free_port()}"]
+    server = start(
+        [*args, *(["--preload"] if preload else []), "pluggedin.wsgi:application"],
+        IN_PROCESS_SCHEDULER="true",
+        PKCE_CLEANUP_INTERVAL_SECONDS=str(INTERVAL),
+        OAUTH_SESSION_CLEANUP_INTERVAL_SECONDS=str(INTERVAL),
+    )
+    try:
+        assert wait_for(startup_cleanups_recorded, timeout=60)
+        first = TaskRun.objects.order_by("started_at").first().started_at
+        wait_for(lambda: timezone.now() - first > timedelta(seconds=GUNICORN_SECONDS), 60)
+    finally:
+        output = stop(server)
+    window = (timezone.now() - first).total_seconds()
+
+    started_pids = {
+        line.split("pid=")[1].split()[0] for line in output.splitlines() if STARTED in line
+    }
+    assert len(started_pids) >= 2, f"each worker runs a scheduler:\n{output}"
+    for task in ["pkce_cleanup", "oauth_session_cleanup"]:
+        runs = list(
+            TaskRun.objects.filter(task=task, status=RunStatus.SUCCEEDED).order_by("started_at")
+        )
+        expected = window / INTERVAL + 1  # the startup run, then one per interval
+        assert expected - 2 <= len(runs) <= expected + 1, (task, len(runs), window)
+        gaps = [(b.started_at - a.started_at).total_seconds() for a, b in pairwise(runs)]
+        assert min(gaps) >= INTERVAL - 0.2, f"{task} ran twice within one interval: {gaps}"
+        assert {run.trigger for run in runs} == {Trigger.SCHEDULER}
+    assert not TaskRun.objects.filter(status=RunStatus.FAILED).exists()
+
+
+def test_the_test_settings_keep_it_off():
+    """Production code never asks whether it runs under tests: the test settings switch the
+    scheduler off like any deployment would."""
+    from maintenance.scheduler import disabled_reason, start_in_process
+
+    assert disabled_reason() == "IN_PROCESS_SCHEDULER is false"
+    assert start_in_process() is None

@@ -35,7 +35,7 @@ class TaskCommand(BaseCommand):
 
     @property
     def help(self) -> str:  # type: ignore[override]
-        return f"{self.task.description} (task {self.task.name}). {CRON_SAFE}"
+        return f"{self.task.description.rstrip('.')} (task {self.task.name}). {CRON_SAFE}"
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         add_json_flag(parser, "Print exactly the JSON body the HTTP endpoint would return.")

@@ -38,7 +38,8 @@ class ExportOptions:
     python: str  # systemd: the interpreter, e.g. the virtualenv's
     user: str  # systemd: the account that runs the tasks
     image: str = "pluggedin:latest"  # kubernetes: the app's image, with manage.py in its workdir
-    secret: str = "pluggedin-secrets"  # kubernetes: Secret with CRON_SECRET, DATABASE_URL, ...
+    # kubernetes: the Secret (by name) with CRON_SECRET, DATABASE_URL, ...
+    secret: str = "pluggedin-secrets"  # noqa: S105 (a name, not a secret)
     config_map: str = "pluggedin-config"  # kubernetes: ConfigMap with the other settings
 
 

@@ -31,7 +31,7 @@ from maintenance.models import TaskRun, Trigger
 from tests.factories import fake_task
 from tests.processes import ROOT, project_env, run_manage
 
-KUBERNETES_VERSION = "1.37.0"
+KUBERNETES_VERSION = kubernetes_validate.utils.latest_version()  # the newest schemas shipped
 FIRINGS = 50
 BASE_TIME = datetime(2028, 2, 27, 13, 37, 30, tzinfo=UTC)  # before a leap day
 

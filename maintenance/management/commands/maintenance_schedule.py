@@ -1,4 +1,5 @@
 import getpass
+import os
 import sys
 from argparse import ArgumentParser
 from pathlib import Path
@@ -57,15 +58,17 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--user",
-            default=getpass.getuser(),
             help="systemd: the user the tasks run as (default: the current user).",
         )
 
-    def handle(self, *args: Any, format: str, output: str | None, **options: Any) -> None:
+    def handle(
+        self, *args: Any, format: str, output: str | None, python: str, **options: Any
+    ) -> None:
         target = ExportOptions(
-            app_dir=options["app_dir"],
-            python=options["python"],
-            user=options["user"],
+            # systemd wants absolute paths; a bare interpreter name is looked up on PATH
+            app_dir=os.path.abspath(options["app_dir"]),
+            python=os.path.abspath(python) if os.sep in python else python,
+            user=options["user"] or current_user(),
             image=options["image"],
             secret=options["secret"],
             config_map=options["config_map"],
@@ -96,3 +99,11 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot write to {folder}: {exc.strerror or exc}") from None
         for file in result.files:
             self.stdout.write(f"Wrote {folder / file.name}")
+
+
+def current_user() -> str:
+    """The login name, or the numeric uid (systemd takes either) where there is none."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())

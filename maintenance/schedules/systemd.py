@@ -93,14 +93,10 @@ def component(values: frozenset[int], low: int, high: int) -> str:
 
 
 def weekday_list(weekdays: frozenset[int]) -> str:
-    ordered = [day for day in SYSTEMD_WEEK_ORDER if day in weekdays]
-    positions = [SYSTEMD_WEEK_ORDER.index(day) for day in ordered]
-    return ",".join(
-        WEEKDAYS[SYSTEMD_WEEK_ORDER[a]]
-        if a == b
-        else f"{WEEKDAYS[SYSTEMD_WEEK_ORDER[a]]}..{WEEKDAYS[SYSTEMD_WEEK_ORDER[b]]}"
-        for a, b in runs(positions)
-    )
+    """`Mon..Fri`, `Sat..Sun`, `Mon,Wed`: names in systemd's Monday-first order."""
+    positions = [i for i, day in enumerate(SYSTEMD_WEEK_ORDER) if day in weekdays]
+    names = [WEEKDAYS[day] for day in SYSTEMD_WEEK_ORDER]
+    return ",".join(names[a] if a == b else f"{names[a]}..{names[b]}" for a, b in runs(positions))
 
 
 def runs(ordered: list[int]) -> list[tuple[int, int]]:

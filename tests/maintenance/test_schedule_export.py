@@ -180,15 +180,34 @@ def test_a_folder_with_a_space_and_a_percent_sign_is_quoted_for_systemd():
     ) in service
 
 
-def systemd_firings(specs: list[str]) -> list[datetime]:
+def systemd_analyze() -> str:
     analyze = shutil.which("systemd-analyze")
     if not analyze:
         if os.environ.get("CI") == "true":
-            pytest.fail("the timer equivalence tests need systemd-analyze in CI")
+            pytest.fail("the systemd export tests need systemd-analyze in CI")
         pytest.skip("needs systemd-analyze")
+    return analyze
+
+
+def test_systemd_accepts_the_unit_files(tmp_path):
+    schedule("--format", "systemd", "--output", str(tmp_path), "--python", sys.executable)
+    units = sorted(path.name for path in tmp_path.iterdir())
+
+    verified = subprocess.run(
+        [systemd_analyze(), "verify", "--man=no", *(f"./{unit}" for unit in units)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stderr == ""
+
+
+def systemd_firings(specs: list[str]) -> list[datetime]:
     listed = subprocess.run(
         [
-            analyze,
+            systemd_analyze(),
             "calendar",
             f"--iterations={FIRINGS}",
             f"--base-time={BASE_TIME:%Y-%m-%d %H:%M:%S} UTC",

@@ -5,19 +5,29 @@ paste it) in a shell from the project root, against a live test server (`APP_URL
 `CRON_SECRET` exported and the test database, and must exit 0. `crontab` there is the real
 binary aimed at a throwaway user. Blocks right after an `<!-- illustrative ... -->` comment
 are for other platforms or need a running cron daemon, and are not run.
+
+A ```sh block that is one `manage.py maintenance_schedule` line is followed by what it
+prints (all of it, or a run of whole lines), so the README's Kubernetes, systemd, GitHub
+Actions, Vercel and crontab examples are the command's output and cannot drift; every
+YAML and JSON block parses.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+from io import StringIO
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from django.core.management import get_commands
+import yaml
+from django.core.management import call_command, get_commands
 from django.urls import Resolver404, resolve
 
 from maintenance import registry
@@ -112,3 +122,72 @@ def crontab_shim(folder: Path, user: str) -> Path:
     shim.write_text(f'#!/bin/sh\nexec {shutil.which("crontab")} -u {user} "$@"\n')
     shim.chmod(0o755)
     return shim.parent
+
+
+# --- Schedule examples: the output of `maintenance_schedule`, not hand-written -------
+
+README_HOST = "/srv/pluggedin"  # where the README's examples say the project lives
+SCHEDULE_FORMATS = {"kubernetes", "systemd", "github-actions", "vercel", "crontab"}
+
+
+def schedule_examples(text: str) -> list[tuple[str, str]]:
+    """(command line, the block after it) for each one-line `maintenance_schedule` block."""
+    blocks = list(BLOCK.finditer(text))
+    examples = []
+    for block, following in pairwise(blocks):
+        lines = block["body"].strip().splitlines()
+        runnable = block["lang"] in SHELL_LANGUAGES and not block["marker"]
+        if runnable and len(lines) == 1 and "manage.py maintenance_schedule" in lines[0]:
+            examples.append((lines[0], following["body"]))
+    return examples
+
+
+EXAMPLES = schedule_examples(README.read_text())
+
+
+def as_on_the_readme_host(printed: str, settings) -> str:
+    """This checkout's paths as the README's host has them."""
+    python = f"{README_HOST}/.venv/bin/python"
+    for here, there in (
+        (settings.CRONTAB_PYTHON_EXECUTABLE, python),
+        (sys.executable, python),
+        (str(ROOT), README_HOST),
+    ):
+        printed = printed.replace(here, there)
+    return printed
+
+
+def test_the_readme_shows_every_schedule_format():
+    shown = {re.search(r"--format (\S+)", line)[1] for line, _ in EXAMPLES}
+    assert shown == SCHEDULE_FORMATS
+
+
+@pytest.mark.parametrize(("line", "shown"), EXAMPLES, ids=[line for line, _ in EXAMPLES])
+def test_readme_schedule_example_is_the_commands_output(line, shown, settings):
+    if missing_here(line):
+        pytest.skip(missing_here(line))
+    for task in registry.all_tasks():  # the default schedules, whatever this shell exports
+        if hasattr(settings, f"{task.name.upper()}_CRON"):
+            delattr(settings, f"{task.name.upper()}_CRON")
+    out = StringIO()
+
+    call_command(*shlex.split(line)[2:], stdout=out, stderr=StringIO())
+
+    printed = as_on_the_readme_host(out.getvalue(), settings)
+    assert len(shown.splitlines()) > 2
+    assert "\n" + shown in "\n" + printed, f"README block differs from `{line}`:\n{printed}"
+
+
+DATA_BLOCKS = [
+    block for block in BLOCK.finditer(README.read_text()) if block["lang"] in ("yaml", "json")
+]
+
+
+@pytest.mark.parametrize(
+    "block", DATA_BLOCKS, ids=[block["body"].splitlines()[0][:60] for block in DATA_BLOCKS]
+)
+def test_readme_yaml_and_json_blocks_parse(block):
+    if block["lang"] == "json":
+        json.loads(block["body"])
+    else:
+        list(yaml.safe_load_all(block["body"]))

@@ -37,6 +37,15 @@ MAX_REASON_LENGTH = 500
 DURATION = re.compile(r"([1-9][0-9]{0,5})([mhd])")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 DURATION_EXAMPLES = "30m, 2h or 1d"
+# The admin's choice of durations (value as `--for` takes it, label); "" is open-ended.
+DURATION_CHOICES = [
+    ("", "until resumed"),
+    ("30m", "for 30 min"),
+    ("1h", "for 1 h"),
+    ("2h", "for 2 h"),
+    ("4h", "for 4 h"),
+    ("1d", "for 1 day"),
+]
 
 
 class BadPause(ValueError):
@@ -139,10 +148,28 @@ def is_long(row: TaskPause, now: datetime | None = None) -> bool:
     return (now or timezone.now()) - row.paused_at > LONG_PAUSE
 
 
+def paused_note(row: TaskPause) -> str:
+    """What pausing tells the operator (the command prints it, the admin shows it)."""
+    return (
+        f"Paused {row.task} on every host: {describe(row)}. Every trigger now records a "
+        "skipped run instead."
+    )
+
+
 def describe(row: TaskPause) -> str:
-    """`paused by cli:ann since 2026-11-25 18:40 UTC until 20:40 UTC: ESP outage`."""
+    """`paused by cli:ann since 2026-11-25 18:40 UTC until 2026-11-25 20:40 UTC: ESP outage`."""
     until = f"until {utc_minute(row.paused_until)}" if row.paused_until else "until resumed"
     return f"paused by {row.paused_by} since {utc_minute(row.paused_at)} {until}: {row.reason}"
+
+
+def in_progress_note(name: str, run: TaskRun | None) -> str:
+    """What to tell the operator about the run a pause lets finish."""
+    if run is None:
+        return f"A run of {name} is in progress; pausing does not interrupt it, it will finish."
+    return (
+        f"Run {run.pk} of {name} is in progress (started {iso_utc(run.started_at, 'seconds')} "
+        f"on {run.host}, pid {run.pid}); pausing does not interrupt it, it will finish."
+    )
 
 
 def run_in_progress(name: str) -> tuple[bool, TaskRun | None]:

@@ -4,9 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from maintenance import pauses, registry
-from maintenance.isotime import iso_utc
 from maintenance.management.base import quiet_console_logs
-from maintenance.models import TaskRun
 
 
 class Command(BaseCommand):
@@ -39,16 +37,6 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if done.replaced is not None:
             self.stdout.write(f"Replaced the earlier pause ({pauses.describe(done.replaced)}).")
-        self.stdout.write(f"{task} is {pauses.describe(done.pause)}.")
-        self.stdout.write("Every trigger on every host now records a skipped run instead.")
+        self.stdout.write(pauses.paused_note(done.pause))
         if done.in_progress:
-            self.stdout.write(in_progress(task, done.run))
-
-
-def in_progress(task: str, run: TaskRun | None) -> str:
-    if run is None:
-        return f"A run of {task} is in progress; pausing does not interrupt it, it will finish."
-    return (
-        f"Run {run.pk} of {task} is in progress (started {iso_utc(run.started_at, 'seconds')} "
-        f"on {run.host}, pid {run.pid}); pausing does not interrupt it, it will finish."
-    )
+            self.stdout.write(pauses.in_progress_note(task, done.run))

@@ -9,6 +9,8 @@ from django import template
 from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from ..pauses import DURATION_CHOICES
 from ..status import maintenance_status
@@ -75,6 +77,12 @@ def utc_time(iso: str | None) -> str:
     if moment.date() == timezone.now().astimezone(moment.tzinfo).date():
         return f"{moment:%H:%M} UTC"
     return f"{moment:%b %d %H:%M} UTC".replace(" 0", " ", 1)
+
+
+@register.filter
+def soft_breaks(name: str) -> str:
+    """A snake_case name that may wrap after its underscores in a narrow column."""
+    return mark_safe(escape(name).replace("_", "_<wbr>"))  # noqa: S308 - escaped first
 
 
 @register.filter

@@ -37,14 +37,23 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def require_chromium() -> None:
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
+def require_chromium(chromium: str = CHROMIUM) -> None:
+    missing = [p for p in (chromium, CHROMEDRIVER) if not shutil.which(p)]
     if not missing:
         return
     message = f"needs {' and '.join(missing)} (Debian packages chromium, chromium-driver)"
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI must run the browser test: {message}; .ci/run installs them")
     pytest.skip(message)
+
+
+def test_a_missing_browser_fails_in_ci_and_is_skipped_elsewhere(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the browser test"):
+        require_chromium("/nonexistent/chromium")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="needs /nonexistent/chromium"):
+        require_chromium("/nonexistent/chromium")
 
 
 @pytest.fixture

@@ -136,7 +136,7 @@ def check_long_pauses(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
             f"{name} has been {describe(pause)}; that is more than a day, and every trigger "
             "skips it meanwhile.",
             hint=f"Resume it with `python manage.py maintenance_resume {name}` once the cause "
-            f"is fixed, or pause it again with --for so the pause lapses by itself.",
+            "is fixed, or pause it again with --for so the pause lapses by itself.",
             id=W301,
         )
         for name, pause in sorted(paused.items())

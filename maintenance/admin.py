@@ -1,11 +1,12 @@
 """The admin as an inspection console: the run log, a per-task health summary on the
-maintenance app index (templates/admin/maintenance/app_index.html) and "run now"."""
+maintenance app index (templates/admin/maintenance/app_index.html), "run now", and
+pause / resume (`pauses.py`), recorded with the admin user's name."""
 
 from __future__ import annotations
 
 import json
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
@@ -13,9 +14,9 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from . import registry
+from . import pauses, registry
 from .admin_actions import report_outcome
-from .models import TaskLock, TaskRun, Trigger
+from .models import TaskLock, TaskPause, TaskRun, Trigger
 from .runner import run_task
 
 
@@ -77,9 +78,13 @@ class TaskRunAdmin(admin.ModelAdmin):
         return format_html("<pre>{}</pre>", json.dumps(obj.result, indent=2, sort_keys=True))
 
     def get_urls(self):
-        run_now = self.admin_site.admin_view(require_POST(self.run_now_view))
+        def post_view(view):
+            return self.admin_site.admin_view(require_POST(view))
+
         return [
-            path("run/<str:task>/", run_now, name="maintenance_taskrun_run"),
+            path("run/<str:task>/", post_view(self.run_now_view), name="maintenance_taskrun_run"),
+            path("pause/<str:task>/", post_view(self.pause_view), name="maintenance_task_pause"),
+            path("resume/<str:task>/", post_view(self.resume_view), name="maintenance_task_resume"),
             *super().get_urls(),
         ]
 
@@ -87,15 +92,63 @@ class TaskRunAdmin(admin.ModelAdmin):
         """POST only, staff only (admin_view), CSRF-checked; recorded with trigger `admin`."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        if task not in registry.names():
-            raise Http404(f"No task {task!r}")
+        known_task(task)
         report_outcome(self, request, run_task(task, Trigger.ADMIN))
-        target = request.POST.get("next", "")
-        if not url_has_allowed_host_and_scheme(
-            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-        ):
-            target = reverse("admin:app_list", kwargs={"app_label": "maintenance"})
-        return HttpResponseRedirect(target)
+        return back(request)
+
+    def pause_view(self, request: HttpRequest, task: str) -> HttpResponseRedirect:
+        """Pause `task` on every host, recorded with this admin user; POST `reason` (required)
+        and `for` (`30m`, `2h`, `1d`; empty: until resumed). A bad value changes nothing."""
+        may_pause(request)
+        known_task(task)
+        duration = request.POST.get("for", "")
+        try:
+            length = pauses.parse_duration(duration) if duration else None
+            done = pauses.pause(task, request.POST.get("reason", ""), by(request), length)
+        except pauses.BadPause as exc:
+            self.message_user(request, f"{task} was not paused: {exc}.", messages.ERROR)
+            return back(request)
+        self.message_user(request, pauses.paused_note(done.pause), messages.SUCCESS)
+        if done.in_progress:
+            self.message_user(request, pauses.in_progress_note(task, done.run), messages.WARNING)
+        return back(request)
+
+    def resume_view(self, request: HttpRequest, task: str) -> HttpResponseRedirect:
+        may_pause(request)
+        known_task(task)
+        lifted = pauses.resume(task, by(request))
+        if lifted is None:
+            self.message_user(request, f"{task} was not paused; nothing changed.", messages.INFO)
+        else:
+            text = f"Resumed {task} (it was {pauses.describe(lifted)}); its next trigger runs it."
+            self.message_user(request, text, messages.SUCCESS)
+        return back(request)
+
+
+def known_task(task: str) -> None:
+    if task not in registry.names():
+        raise Http404(f"No task {task!r}")
+
+
+def may_pause(request: HttpRequest) -> None:
+    """Pausing and resuming change what every host does: the `change_taskpause` permission
+    (superusers have it), not just a staff login."""
+    if not request.user.has_perm("maintenance.change_taskpause"):
+        raise PermissionDenied
+
+
+def by(request: HttpRequest) -> str:
+    return request.user.get_username()
+
+
+def back(request: HttpRequest) -> HttpResponseRedirect:
+    """To the page the form was on (`next`, when it is on this site), else the app index."""
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("admin:app_list", kwargs={"app_label": "maintenance"})
+    return HttpResponseRedirect(target)
 
 
 @admin.register(TaskLock)
@@ -104,3 +157,25 @@ class TaskLockAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(TaskPause)
+class TaskPauseAdmin(admin.ModelAdmin):
+    """The pauses, for inspection; pausing and resuming are the buttons on the app index,
+    which log who did it."""
+
+    list_display = ["task", "in_force", "paused_by", "paused_at", "paused_until", "reason"]
+    search_fields = ["task", "reason", "paused_by"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(boolean=True, description="in force")
+    def in_force(self, obj: TaskPause) -> bool:
+        return obj.in_force()

@@ -95,3 +95,33 @@ class TaskLock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} held by {self.owner} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
+class TaskPauseQuerySet(models.QuerySet):
+    def in_force(self, now: datetime | None = None) -> TaskPauseQuerySet:
+        """Pauses that hold now: open-ended, or not yet at their `paused_until`."""
+        now = now or timezone.now()
+        return self.filter(models.Q(paused_until__isnull=True) | models.Q(paused_until__gt=now))
+
+
+class TaskPause(models.Model):
+    """An operator's pause of one task, read by every trigger on every host before it runs
+    the task. One row per task; resuming deletes it, and a pause with `paused_until` lapses
+    by itself when that time passes (the row stays until the task is paused or resumed)."""
+
+    task = models.CharField(max_length=64, primary_key=True)
+    reason = models.TextField()
+    paused_by = models.CharField(max_length=150)
+    paused_at = models.DateTimeField(default=timezone.now)
+    paused_until = models.DateTimeField(null=True, blank=True)
+
+    objects = TaskPauseQuerySet.as_manager()
+
+    class Meta:
+        db_table = "maintenance_task_pauses"
+
+    def __str__(self) -> str:
+        return f"{self.task} paused by {self.paused_by}"
+
+    def in_force(self, now: datetime | None = None) -> bool:
+        return self.paused_until is None or self.paused_until > (now or timezone.now())

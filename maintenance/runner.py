@@ -1,8 +1,9 @@
 """`run_task`: the one way any trigger runs a task.
 
-It checks the task's gate, takes the single-flight lock, records the run in the run log
-and calls the task function. Every outcome, including a database outage before anything
-could be recorded, comes back as a `RunOutcome`; nothing is swallowed and nothing raises.
+It checks whether an operator paused the task (`pauses.py`), then the task's gate, takes
+the single-flight lock, records the run in the run log and calls the task function. Every
+outcome, including a database outage before anything could be recorded, comes back as a
+`RunOutcome`; nothing is swallowed and nothing raises.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import registry, retention
+from . import pauses, registry, retention
 from .events import (
     RUN_RECORD_FAILED,
     TASK_FAILED,
@@ -33,6 +34,7 @@ from .locks import task_lock
 from .models import RunStatus, TaskRun
 from .observers import notify_finished, notify_started
 from .redaction import redact
+from .status import pause_summary
 
 logger = logging.getLogger("maintenance.runner")
 
@@ -51,6 +53,11 @@ class RunOutcome:
     exception: BaseException | None = None
     traceback: str = ""
     gated: bool = False
+    pause: Mapping[str, Any] | None = None  # the pause fields when an operator paused the task
+
+    @property
+    def paused(self) -> bool:
+        return self.pause is not None
 
     @property
     def failed(self) -> bool:
@@ -62,7 +69,8 @@ class RunOutcome:
 
     @property
     def success(self) -> bool:
-        """Skipping because another runner holds the task is success; a closed gate is not."""
+        """Skipping because another runner holds the task, or because an operator paused it,
+        is success (cron must not page for a deliberate pause); a closed gate is not."""
         return not self.failed and not self.gated
 
     @property
@@ -85,6 +93,8 @@ class RunOutcome:
         body = {"success": self.success, "message": self.message, **common, **self.result}
         if self.skipped:
             body["skipped"] = True
+        if self.pause is not None:
+            body.update(self.pause)
         return body
 
 
@@ -118,6 +128,12 @@ def _run_registered(
     options: dict[str, Any],
     unless_succeeded_since: datetime | None,
 ) -> RunOutcome:
+    pause = pauses.pause_in_force(task.name)
+    if pause is not None:
+        reason = f"Skipped: {task.name} is {pauses.describe(pause)}"
+        outcome = _record_skip(task.name, trigger, started, reason)
+        outcome.pause = pause_summary(pause)
+        return outcome
     reason = task.blocked_reason()
     if reason:
         return _record_skip(task.name, trigger, started, reason, gated=True)

@@ -3,19 +3,21 @@
 
 A task is healthy when it succeeded within twice its interval (one missed run is
 tolerated, two are not). A task its gate shuts off here (emails without CLOUD_DEPLOY) is
-reported as disabled and counts as healthy: nothing is expected of it.
+reported as disabled and counts as healthy: nothing is expected of it. So does a task an
+operator paused (`pauses.py`), but a pause held for more than a day carries a `warning`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
 
-from . import registry
+from . import pauses, registry
 from .isotime import iso_utc
-from .models import RunStatus, TaskRun
+from .models import RunStatus, TaskPause, TaskRun
 
 STALE_FACTOR = 2
 
@@ -46,13 +48,32 @@ def run_summary(run: TaskRun | None) -> dict[str, Any] | None:
     return summary
 
 
-def task_status(task: registry.Task, now: datetime | None = None) -> dict[str, Any]:
+def pause_summary(pause: TaskPause | None) -> dict[str, Any]:
+    """The pause fields of a task's status (and of a paused run's body)."""
+    return {
+        "paused": pause is not None,
+        "pausedReason": pause.reason if pause else None,
+        "pausedBy": pause.paused_by if pause else None,
+        "pausedAt": iso_utc(pause.paused_at) if pause else None,
+        "pausedUntil": iso_utc(pause.paused_until) if pause else None,
+    }
+
+
+def task_status(
+    task: registry.Task,
+    now: datetime | None = None,
+    paused: Mapping[str, TaskPause] | None = None,
+) -> dict[str, Any]:
+    """One task's status; `paused` is every pause in force (read here when not given)."""
     now = now or timezone.now()
+    pause = (pauses.pauses_in_force(now) if paused is None else paused).get(task.name)
     blocked = task.blocked_reason()
     last_run = TaskRun.objects.last_run(task.name)
     last_success = TaskRun.objects.last_success(task.name)
     allowed_gap = task.every * STALE_FACTOR
-    if blocked:
+    if pause is not None:
+        healthy, problem, next_due = True, None, pause.paused_until
+    elif blocked:
         healthy, problem, next_due = True, None, None
     elif last_success is None:
         healthy, problem, next_due = False, "has never succeeded", now
@@ -72,7 +93,16 @@ def task_status(task: registry.Task, now: datetime | None = None) -> dict[str, A
         "nextDue": iso_utc(next_due),
         "healthy": healthy,
         "problem": problem,
+        **pause_summary(pause),
+        "warning": _pause_warning(pause, now),
     }
+
+
+def _pause_warning(pause: TaskPause | None, now: datetime) -> str | None:
+    if pause is None or not pauses.is_long(pause, now):
+        return None
+    since = pauses.utc_minute(pause.paused_at)
+    return f"paused for more than a day (since {since}); resume it once the cause is fixed"
 
 
 def backlog() -> dict[str, int]:
@@ -86,7 +116,8 @@ def backlog() -> dict[str, int]:
 def maintenance_status(now: datetime | None = None) -> dict[str, Any]:
     """The whole status body; `healthy` is false when any enabled task is stale."""
     now = now or timezone.now()
-    tasks = {task.name: task_status(task, now) for task in registry.all_tasks()}
+    paused = pauses.pauses_in_force(now)
+    tasks = {task.name: task_status(task, now, paused) for task in registry.all_tasks()}
     return {
         "healthy": all(t["healthy"] for t in tasks.values()),
         "timestamp": iso_utc(now),

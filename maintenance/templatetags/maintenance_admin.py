@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import template
 from django.db import DatabaseError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
+from ..pauses import DURATION_CHOICES
 from ..status import maintenance_status
 
 register = template.Library()
+
+# What a task's state is called on the page, at a glance; the words an operator uses.
+HEALTHY, FAILING, PAUSED, OFF = "healthy", "failing", "paused", "switched off"
+GATE_PREFIX = "Skipped: "  # gate reasons are written as a skipped run's message
 
 
 @register.inclusion_tag("maintenance/task_summary.html", takes_context=True)
@@ -18,16 +28,74 @@ def task_summary(context: template.Context) -> dict[str, Any]:
         status = maintenance_status()
     except DatabaseError:
         status = None
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    tasks = list(status["tasks"].values()) if status else []
     return {
         "status": status,
+        "rows": [task_row(task) for task in tasks],
+        "paused_count": sum(1 for task in tasks if task["paused"]),
+        "can_pause": bool(user and user.has_perm("maintenance.change_taskpause")),
+        "durations": DURATION_CHOICES,
         "csrf_token": context.get("csrf_token"),
-        "request": context.get("request"),
+        "request": request,
+    }
+
+
+def task_row(task: dict[str, Any]) -> dict[str, Any]:
+    """A task's status as the page shows it: its state, and the one line that explains it."""
+    if task["paused"]:
+        until = utc_time(task["pausedUntil"]) if task["pausedUntil"] else "resumed"
+        state = PAUSED
+        detail = f"by {task['pausedBy']} until {until}: {task['pausedReason']}"
+    elif not task["enabled"]:
+        state, detail = OFF, (task["disabledReason"] or "").removeprefix(GATE_PREFIX)
+    elif task["healthy"]:
+        state, detail = HEALTHY, ""
+    else:
+        state, detail = FAILING, task["problem"]
+        last = task["lastRun"]
+        if last and last["status"] == "failed":
+            detail = f"{detail}; last run failed: {last['error']}"
+    return {
+        "name": task["task"],
+        "task": task,
+        "state": state,
+        "state_class": state.replace(" ", "-"),
+        "detail": detail,
+        "warning": task.get("warning"),
     }
 
 
 @register.filter
 def utc_time(iso: str | None) -> str:
-    """`2026-11-25T06:54:06.217982Z` as `2026-11-25 06:54:06 UTC`: easier to scan."""
-    if not iso:
+    """An instant as a person scans it: `18:40 UTC` today, `Nov 24 18:40 UTC` otherwise
+    (the full ISO time is in the element's title)."""
+    moment = _parse(iso)
+    if moment is None:
         return "-"
-    return f"{iso[:10]} {iso[11:19]} UTC"
+    if moment.date() == timezone.now().astimezone(moment.tzinfo).date():
+        return f"{moment:%H:%M} UTC"
+    return f"{moment:%b %d %H:%M} UTC".replace(" 0", " ", 1)
+
+
+@register.filter
+def soft_breaks(name: str) -> str:
+    """A snake_case name that may wrap after its underscores in a narrow column."""
+    return mark_safe(escape(name).replace("_", "_<wbr>"))  # noqa: S308 - escaped first
+
+
+@register.filter
+def every(seconds: int) -> str:
+    """`600` as `10 min`, `3600` as `1 h`."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def _parse(iso: str | None) -> datetime | None:
+    if not iso:
+        return None
+    return parse_datetime(iso)

@@ -1,12 +1,16 @@
-"""The admin as an inspection console: run log, per-task summary, run now."""
+"""The admin as an inspection console: run log, per-task summary, run now, pause, resume."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from maintenance.models import TaskRun
+from maintenance.models import TaskPause, TaskRun
 from maintenance.runner import run_task
 from tests.factories import fake_task
 
@@ -117,3 +121,119 @@ def test_the_run_log_is_read_only_with_filters_and_durations(admin_client):
     assert admin_client.get("/admin/maintenance/taskrun/add/").status_code == 403
     delete = f"/admin/maintenance/taskrun/{outcome.run_id}/delete/"
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+
+
+def pause_url(task: str) -> str:
+    return reverse("admin:maintenance_task_pause", args=[task])
+
+
+def resume_url(task: str) -> str:
+    return reverse("admin:maintenance_task_resume", args=[task])
+
+
+def test_pause_from_the_admin_is_recorded_with_the_user_and_shown(admin_client):
+    response = admin_client.post(
+        pause_url("pkce_cleanup"),
+        {"reason": "ESP outage, INC-9", "for": "30m", "next": INDEX},
+        follow=True,
+    )
+
+    pause = TaskPause.objects.get()
+    assert (pause.task, pause.paused_by, pause.reason) == (
+        "pkce_cleanup",
+        "admin",
+        "ESP outage, INC-9",
+    )
+    assert pause.paused_until - pause.paused_at == timedelta(minutes=30)
+    (message,) = [str(m) for m in response.context["messages"]]
+    assert message.startswith("Paused pkce_cleanup on every host: paused by admin since ")
+    page = response.content.decode()
+    assert 'data-task="pkce_cleanup" data-state="paused"' in page
+    assert "by admin until " in page and ": ESP outage, INC-9" in page
+    assert 'name="resume-pkce_cleanup"' in page and 'name="pause-pkce_cleanup"' not in page
+
+
+def test_resume_from_the_admin_lifts_the_pause(admin_client):
+    admin_client.post(pause_url("pkce_cleanup"), {"reason": "migration"}, follow=True)
+
+    response = admin_client.post(resume_url("pkce_cleanup"), follow=True)
+
+    assert not TaskPause.objects.exists()
+    (message,) = [str(m) for m in response.context["messages"]]
+    assert message.startswith("Resumed pkce_cleanup (it was paused by admin since ")
+    again = admin_client.post(resume_url("pkce_cleanup"), follow=True)
+    assert [str(m) for m in again.context["messages"]] == [
+        "pkce_cleanup was not paused; nothing changed."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("form", "error"),
+    [
+        ({"reason": "   "}, "a reason is required"),
+        ({}, "a reason is required"),
+        ({"reason": "x", "for": "forever"}, "the duration must be like 30m, 2h or 1d"),
+        ({"reason": "x" * 501}, "at most 500"),
+    ],
+)
+def test_a_bad_pause_form_changes_nothing_and_says_why(admin_client, form, error):
+    response = admin_client.post(pause_url("pkce_cleanup"), form, follow=True)
+
+    assert not TaskPause.objects.exists()
+    (message,) = response.context["messages"]
+    assert message.level_tag == "error"
+    assert str(message).startswith("pkce_cleanup was not paused: ") and error in str(message)
+
+
+def test_pause_and_resume_need_post_csrf_a_known_task_and_the_permission(
+    admin_user, admin_client, django_user_model
+):
+    assert admin_client.get(pause_url("pkce_cleanup")).status_code == 405
+    assert admin_client.post(pause_url("nope"), {"reason": "x"}).status_code == 404
+    assert admin_client.post(resume_url("nope")).status_code == 404
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(admin_user)
+    assert csrf_client.post(pause_url("pkce_cleanup"), {"reason": "x"}).status_code == 403
+    staff = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_taskrun"))
+    viewer = Client()
+    viewer.force_login(staff)
+    assert viewer.post(pause_url("pkce_cleanup"), {"reason": "x"}).status_code == 403
+    page = viewer.get(INDEX).content.decode()
+    assert 'name="run-pkce_cleanup"' in page and "Pause&hellip;" not in page
+    assert not TaskPause.objects.exists()
+
+    TaskPause.objects.create(task="pkce_cleanup", reason="x", paused_by="cli:ann")
+    assert viewer.post(resume_url("pkce_cleanup")).status_code == 403
+    assert TaskPause.objects.exists()
+
+
+def test_each_task_state_reads_at_a_glance(admin_client, isolated_registry):
+    isolated_registry.register(fake_task("alpha"))
+    isolated_registry.register(fake_task("beta", gate=lambda: "Skipped: BETA_URL is not set."))
+    isolated_registry.register(fake_task("gamma"))
+    run_task("alpha", "cron")
+    TaskPause.objects.create(
+        task="gamma",
+        reason="disk full",
+        paused_by="cli:ann",
+        paused_at=timezone.now() - timedelta(days=2),
+    )
+
+    page = admin_client.get(INDEX).content.decode()
+
+    assert 'data-task="alpha" data-state="healthy"' in page
+    assert 'data-task="beta" data-state="switched off"' in page
+    assert "BETA_URL is not set." in page and "Skipped: BETA_URL" not in page
+    assert 'data-task="gamma" data-state="paused"' in page
+    assert "paused for more than a day" in page
+    assert "Tasks: all healthy, 1 paused" in page
+
+
+def test_the_pauses_are_listed_read_only(admin_client):
+    TaskPause.objects.create(task="pkce_cleanup", reason="ESP outage", paused_by="cli:ann")
+
+    page = admin_client.get("/admin/maintenance/taskpause/").content.decode()
+
+    assert "ESP outage" in page and "cli:ann" in page
+    assert admin_client.get("/admin/maintenance/taskpause/add/").status_code == 403

@@ -40,7 +40,10 @@ class Command(BaseCommand):
         lines = [f"Maintenance is {'healthy' if status['healthy'] else 'UNHEALTHY'}"]
         for name, task in status["tasks"].items():
             last = task["lastSuccess"]
-            if not task["enabled"]:
+            if task["paused"]:
+                until = task["pausedUntil"] or "resumed"
+                state = f"PAUSED by {task['pausedBy']} until {until} ({task['pausedReason']})"
+            elif not task["enabled"]:
                 state = f"disabled ({task['disabledReason']})"
             elif task["healthy"]:
                 state = "ok"
@@ -51,6 +54,8 @@ class Command(BaseCommand):
                 f"{task['intervalSeconds']} s; last success "
                 f"{last['finishedAt'] if last else 'never'}; next due {task['nextDue'] or '-'}"
             )
+            if task["warning"]:
+                lines.append(f"  {'':<24} WARNING: {task['warning']}")
         backlog = ", ".join(f"{k}={v}" for k, v in status["backlog"].items()) or "none"
         lines.append(f"Backlog: {backlog}")
         return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""Pausing a task on every host at once, and resuming it: the operator's switch.
+
+A pause is one row per task in `maintenance_task_pauses`, so every trigger on every host
+sees it on its next attempt, with no redeploy. `run_task` reads it before the lock: while
+a task is paused, each trigger records a `skipped` run whose reason names the pause and
+tells no observer. A pause with an end (`--for 2h`) lapses by itself at that time.
+
+The commands (`maintenance_pause`, `maintenance_resume`) and the admin's buttons call
+`pause()` and `resume()`; the runner, status, metrics and `check --deploy` read
+`pause_in_force()`, `pauses_in_force()` or `paused_task_names()`, one query each.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import registry
+from .events import TASK_PAUSED, TASK_RESUMED, log_event
+from .isotime import iso_utc
+from .locks import task_lock
+from .models import RunStatus, TaskPause, TaskRun
+
+logger = logging.getLogger("maintenance.pauses")
+
+# A pause this old is flagged by status and `check --deploy`: an incident's pause that
+# nobody lifted leaves the task's work piling up unseen.
+LONG_PAUSE = timedelta(days=1)
+MAX_REASON_LENGTH = 500
+DURATION = re.compile(r"([1-9][0-9]{0,5})([mhd])")
+UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+DURATION_EXAMPLES = "30m, 2h or 1d"
+# The admin's choice of durations (value as `--for` takes it, label); "" is open-ended.
+DURATION_CHOICES = [
+    ("", "until resumed"),
+    ("30m", "for 30 min"),
+    ("1h", "for 1 h"),
+    ("2h", "for 2 h"),
+    ("4h", "for 4 h"),
+    ("1d", "for 1 day"),
+]
+
+
+class BadPause(ValueError):
+    """A pause the operator asked for that cannot be recorded; the message says why."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30m`, `2h`, `1d` as a timedelta; BadPause for anything else."""
+    match = DURATION.fullmatch(text.strip().lower())
+    if not match:
+        raise BadPause(f"the duration must be like {DURATION_EXAMPLES}, got {text!r}")
+    amount, unit = match.groups()
+    return timedelta(**{UNITS[unit]: int(amount)})
+
+
+def clean_reason(reason: str) -> str:
+    reason = " ".join(reason.split())
+    if not reason:
+        raise BadPause("a reason is required: say why the task is paused")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise BadPause(f"the reason is {len(reason)} characters; at most {MAX_REASON_LENGTH}")
+    return reason
+
+
+def cli_user() -> str:
+    """`cli:<os user>`, how a pause from the command line names who paused."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a uid with no passwd entry (some containers)
+        user = f"uid{os.getuid()}"
+    return f"cli:{user}"
+
+
+@dataclass
+class Paused:
+    """What `pause()` did: the pause now in force, the one it replaced (if any), and the
+    run in progress it lets finish (`in_progress`; `run` is None in the instant between
+    that runner taking the lock and recording its run)."""
+
+    pause: TaskPause
+    replaced: TaskPause | None
+    in_progress: bool
+    run: TaskRun | None
+
+
+def pause(name: str, reason: str, by: str, duration: timedelta | None = None) -> Paused:
+    """Pause task `name` on every host until resumed, or for `duration`.
+
+    UnknownTask for a name not declared, BadPause for an empty reason; either changes
+    nothing. Pausing a paused task replaces its pause (reason, who, since, until)."""
+    registry.get(name)
+    reason = clean_reason(reason)
+    by = by[: TaskPause._meta.get_field("paused_by").max_length]
+    now = timezone.now()
+    until = now + duration if duration else None
+    with transaction.atomic():
+        previous = TaskPause.objects.select_for_update().filter(task=name).first()
+        row, _ = TaskPause.objects.update_or_create(
+            task=name,
+            defaults={"reason": reason, "paused_by": by, "paused_at": now, "paused_until": until},
+        )
+    log_event(
+        logger, logging.WARNING, TASK_PAUSED, task=name, by=by, until=iso_utc(until), reason=reason
+    )
+    in_progress, run = run_in_progress(name)
+    replaced = previous if previous is not None and previous.in_force(now) else None
+    return Paused(pause=row, replaced=replaced, in_progress=in_progress, run=run)
+
+
+def resume(name: str, by: str) -> TaskPause | None:
+    """Lift task `name`'s pause on every host; return the pause that was in force, or None
+    when there was none (resuming is idempotent). UnknownTask for an undeclared name."""
+    registry.get(name)
+    with transaction.atomic():
+        row = TaskPause.objects.select_for_update().filter(task=name).first()
+        if row is not None:
+            row.delete()
+    if row is None or not row.in_force():
+        return None
+    log_event(logger, logging.INFO, TASK_RESUMED, task=name, by=by, paused_by=row.paused_by)
+    return row
+
+
+def pause_in_force(name: str, now: datetime | None = None) -> TaskPause | None:
+    """The pause that holds task `name` now, or None: one primary-key query."""
+    return TaskPause.objects.in_force(now).filter(task=name).first()
+
+
+def pauses_in_force(now: datetime | None = None) -> dict[str, TaskPause]:
+    """Every pause that holds now, by task name: one query."""
+    return {row.task: row for row in TaskPause.objects.in_force(now)}
+
+
+def paused_task_names(now: datetime | None = None) -> set[str]:
+    """The names of the tasks paused now (for `pluggedin_maintenance_paused`): one query."""
+    return set(TaskPause.objects.in_force(now).values_list("task", flat=True))
+
+
+def is_long(row: TaskPause, now: datetime | None = None) -> bool:
+    """True when the pause has held for more than LONG_PAUSE."""
+    return (now or timezone.now()) - row.paused_at > LONG_PAUSE
+
+
+def paused_note(row: TaskPause) -> str:
+    """What pausing tells the operator (the command prints it, the admin shows it)."""
+    return (
+        f"Paused {row.task} on every host: {describe(row)}. Every trigger now records a "
+        "skipped run instead."
+    )
+
+
+def describe(row: TaskPause) -> str:
+    """`paused by cli:ann since 2026-11-25 18:40 UTC until 2026-11-25 20:40 UTC: ESP outage`."""
+    until = f"until {utc_minute(row.paused_until)}" if row.paused_until else "until resumed"
+    return f"paused by {row.paused_by} since {utc_minute(row.paused_at)} {until}: {row.reason}"
+
+
+def in_progress_note(name: str, run: TaskRun | None) -> str:
+    """What to tell the operator about the run a pause lets finish."""
+    if run is None:
+        return f"A run of {name} is in progress; pausing does not interrupt it, it will finish."
+    return (
+        f"Run {run.pk} of {name} is in progress (started {iso_utc(run.started_at, 'seconds')} "
+        f"on {run.host}, pid {run.pid}); pausing does not interrupt it, it will finish."
+    )
+
+
+def run_in_progress(name: str) -> tuple[bool, TaskRun | None]:
+    """Whether a runner holds task `name` now, and its run.
+
+    Asks the task's lock rather than trusting `running` rows, which a killed runner leaves
+    behind. Taking the lock for that instant is harmless after the pause is saved: any
+    trigger that would have waited for it is paused anyway."""
+    with task_lock(name) as free:
+        if free:
+            return False, None
+    run = TaskRun.objects.filter(task=name, status=RunStatus.RUNNING).order_by("-started_at")
+    return True, run.first()
+
+
+def utc_minute(moment: datetime) -> str:
+    """`2026-11-25 18:40 UTC`, how messages for people spell an instant."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from maintenance.checks import setting_errors
+from maintenance.checks import SETTINGS, setting_errors
 
 from .conf import email_settings
 
@@ -30,7 +30,7 @@ W004 = Warning(
 )
 
 
-@register("emails")
+@register("emails", SETTINGS)
 def check_email_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     return setting_errors([email_settings])
 

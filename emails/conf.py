@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maintenance.conf import AppSettings, Setting, one_of, positive_number, whole_number
+from maintenance.conf import AppSettings, Setting, one_of, positive_number, web_url, whole_number
 
 email_settings = AppSettings(
     {
@@ -12,7 +12,9 @@ email_settings = AppSettings(
         "ENABLE_WELCOME_EMAILS": Setting(
             True, "False schedules no onboarding emails at all.", one_of(True, False)
         ),
-        "APP_URL": Setting("http://localhost:8000", "Absolute base of the links in emails."),
+        "APP_URL": Setting(
+            "http://localhost:8000", "Absolute base of the links in emails.", web_url
+        ),
         "SCHEDULED_EMAILS_MAX_ATTEMPTS": Setting(
             5, "Attempts before an email is marked failed.", whole_number(1)
         ),

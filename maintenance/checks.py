@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register, run_checks
+from django.core.exceptions import ImproperlyConfigured
 
 from . import registry
-from .conf import AppSettings, maintenance_settings, task_setting
+from .conf import LARGEST_NUMBER, AppSettings, maintenance_settings, task_setting, web_url
 from .envfile import shell_only_variables
 
 MIN_CRON_SECRET_LENGTH = 32
@@ -146,14 +147,25 @@ def check_long_pauses(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
 
 E001 = "maintenance.E001"
 E002 = "maintenance.E002"
-CRON_FIELDS = 5
+# The checks that validate settings values: cheap (no database, no crontab), run by
+# `manage.py check` with the others and, through `configuration_error()`, by every entry
+# point before anything runs.
+SETTINGS = "settings"
+MIN_INTERVAL_SECONDS = 1
+# (lowest, highest, names) of the five cron fields: minute, hour, day of month, month,
+# day of week (0 and 7 are Sunday).
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+CRON_FIELDS = ((0, 59, ()), (0, 23, ()), (1, 31, ()), (1, 12, MONTHS), (0, 7, DAYS))
 
 
 def setting_errors(settings_objects: list[AppSettings]) -> list[Error]:
     """E001 for every setting whose value its table refuses (apps pass their own)."""
     return [
         Error(
-            f"{name} is {value!r}, which is not accepted.",
+            f"{name} is {value}, which is not accepted."
+            if value is not None
+            else f"{name} is set to a value that is not accepted (not shown: a secret).",
             hint=f"Set {name} to {accepted}.",
             id=E001,
         )
@@ -162,40 +174,106 @@ def setting_errors(settings_objects: list[AppSettings]) -> list[Error]:
     ]
 
 
-@register("maintenance")
+@register("maintenance", SETTINGS)
 def check_maintenance_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     return setting_errors([maintenance_settings]) + task_setting_errors()
 
 
 def task_setting_errors() -> list[Error]:
-    """E002 for a task's `<TASK>_CRON` or `<TASK>_INTERVAL_SECONDS` that cannot work."""
+    """E002 for a task's `<TASK>_CRON`, `<TASK>_INTERVAL_SECONDS` or `<TASK>_HEARTBEAT_URL`
+    that cannot work."""
     errors = []
     for task in registry.all_tasks():
         prefix = task.name.upper()
         cron = task_setting(task.name, "CRON")
-        if cron is not None and len(str(cron).split()) != CRON_FIELDS:
+        if cron is not None and not is_cron_expression(cron):
             errors.append(
                 Error(
                     f"{prefix}_CRON is {cron!r}, not a cron expression.",
-                    hint=f"Set {prefix}_CRON to five fields, e.g. {task.cron!r}.",
+                    hint=f"Set {prefix}_CRON to five fields (minute 0-59, hour 0-23, day "
+                    f"1-31, month 1-12, weekday 0-7), e.g. {task.cron!r}.",
                     id=E002,
                 )
             )
         seconds = task_setting(task.name, "INTERVAL_SECONDS")
-        if seconds is not None and not _positive_number(seconds):
+        if seconds is not None and not _interval(seconds):
             errors.append(
                 Error(
-                    f"{prefix}_INTERVAL_SECONDS is {seconds!r}, not a positive number.",
-                    hint=f"Set {prefix}_INTERVAL_SECONDS to a number of seconds above 0, "
-                    f"e.g. {int(task.interval.total_seconds())}.",
+                    f"{prefix}_INTERVAL_SECONDS is {seconds!r}, not a number of seconds of "
+                    f"at least {MIN_INTERVAL_SECONDS}.",
+                    hint=f"Set {prefix}_INTERVAL_SECONDS to a number of seconds from "
+                    f"{MIN_INTERVAL_SECONDS} to {LARGEST_NUMBER}, e.g. "
+                    f"{int(task.interval.total_seconds())}.",
+                    id=E002,
+                )
+            )
+        url = task_setting(task.name, "HEARTBEAT_URL")
+        if url is not None and web_url(url):
+            errors.append(  # the URL itself is a secret of the monitor: never repeated
+                Error(
+                    f"{prefix}_HEARTBEAT_URL is set but is not a URL a ping can reach.",
+                    hint=f"Set {prefix}_HEARTBEAT_URL to {web_url(url)}, or unset it.",
                     id=E002,
                 )
             )
     return errors
 
 
-def _positive_number(value: Any) -> bool:
+def _interval(value: Any) -> bool:
     try:
-        return 0 < float(value) < float("inf")
+        return MIN_INTERVAL_SECONDS <= float(value) <= LARGEST_NUMBER
     except (TypeError, ValueError):
         return False
+
+
+def is_cron_expression(expression: Any) -> bool:
+    """Five fields the `crontab` binary and every exported schedule accept: `*`, numbers
+    within each field's range, ranges `a-b`, steps `/n`, lists, month and day names."""
+    fields = str(expression).split()
+    return len(fields) == len(CRON_FIELDS) and all(
+        _cron_field(field, *limits) for field, limits in zip(fields, CRON_FIELDS, strict=True)
+    )
+
+
+def _cron_field(field: str, lowest: int, highest: int, names: tuple[str, ...]) -> bool:
+    def value(text: str) -> int | None:
+        if text.lower() in names:
+            return names.index(text.lower()) + (lowest if names is MONTHS else 0)
+        number = int(text) if text.isdigit() else None
+        return number if number is not None and lowest <= number <= highest else None
+
+    for item in field.split(","):
+        span, slash, step = item.partition("/")
+        if slash and not (step.isdigit() and 0 < int(step) <= highest):
+            return False
+        if span == "*":
+            continue
+        first, dash, last = span.partition("-")
+        start, end = value(first), value(last) if dash else None
+        if start is None or (dash and (end is None or end < start)):
+            return False
+    return True
+
+
+def configuration_error() -> str | None:
+    """Every refused setting in one line (name, what it accepts, check id), or None.
+
+    Task commands skip Django's system checks so that cron output stays clean; every entry
+    point calls this instead before it runs anything: `manage.py` for each command, the
+    runner for each run (HTTP views, the scheduler thread, the admin), the scheduler before
+    it starts."""
+    errors = [
+        error
+        for error in run_checks(tags=[SETTINGS])
+        if error.is_serious() and not error.is_silenced()
+    ]
+    if not errors:
+        return None
+    return " ".join(f"{error.msg} {error.hint} ({error.id})" for error in errors)
+
+
+def refuse_bad_settings() -> None:
+    """Raise ImproperlyConfigured with `configuration_error()`, if any."""
+    problem = configuration_error()
+    if problem:
+        raise ImproperlyConfigured(problem)

@@ -13,10 +13,12 @@ are named after the task, so any declared task has them without a line here:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
@@ -30,27 +32,79 @@ class Setting:
     """One setting: its default, a one-line meaning, and what it accepts.
 
     `check` returns None for an acceptable value, else the accepted values in words; the
-    system checks (`maintenance.E0xx`) report every unacceptable one by name."""
+    system checks (`maintenance.E0xx`) report every unacceptable one by name. A `secret`
+    value is never repeated in a message."""
 
     default: Any
     doc: str
     check: Callable[[Any], str | None] | None = None
+    secret: bool = False
 
     def problem(self, value: Any) -> str | None:
         return self.check(value) if self.check else None
 
 
-def whole_number(minimum: int) -> Callable[[Any], str | None]:
+# Every count and duration fits PostgreSQL's integer, a SQL LIMIT and a timedelta.
+LARGEST_NUMBER = 2**31 - 1
+
+
+def whole_number(minimum: int, maximum: int = LARGEST_NUMBER) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-        return None if ok else f"a whole number of at least {minimum}"
+        ok = isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= maximum
+        return None if ok else f"a whole number from {minimum} to {maximum}"
 
     return check
 
 
 def positive_number(value: Any) -> str | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf")
-    return None if ok else "a number greater than 0"
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and 0 < value <= LARGEST_NUMBER
+    return None if ok else f"a number greater than 0 and at most {LARGEST_NUMBER}"
+
+
+def web_url(value: Any) -> str | None:
+    """An absolute http(s) URL with a host and nothing a link or a request would mangle."""
+    accepted = "an absolute http:// or https:// URL with a host, without spaces"
+    if not isinstance(value, str) or not value.isprintable() or any(c.isspace() for c in value):
+        return accepted
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        return accepted
+    return None if parts.scheme in ("http", "https") and parts.hostname else accepted
+
+
+def optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    """`check`, or unset (None or empty)."""
+
+    def check_optional(value: Any) -> str | None:
+        accepted = None if value in (None, "") else check(value)
+        return f"{accepted}, or unset" if accepted else None
+
+    return check_optional
+
+
+def url_per_task(value: Any) -> str | None:
+    accepted = "a mapping of task names to absolute http:// or https:// URLs"
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        return accepted
+    ok = all(isinstance(name, str) and web_url(url) is None for name, url in value.items())
+    return None if ok else accepted
+
+
+def header_token(value: Any) -> str | None:
+    """A secret a client can send as `Authorization: Bearer <secret>`: printable ASCII
+    without whitespace (servers decode headers as latin-1 and trim spaces, so anything else
+    never compares equal), or unset."""
+    if value in (None, ""):
+        return None
+    ok = isinstance(value, str) and all("!" <= c <= "~" for c in value)
+    return (
+        None if ok else "printable ASCII without spaces (e.g. secrets.token_urlsafe(32)), or unset"
+    )
 
 
 def one_of(*choices: Any) -> Callable[[Any], str | None]:
@@ -75,14 +129,15 @@ class AppSettings:
             self._cache[name] = getattr(django_settings, name, self.table[name].default)
         return self._cache[name]
 
-    def problems(self) -> list[tuple[str, Any, str]]:
-        """(name, value, what it accepts) for every value its table refuses."""
+    def problems(self) -> list[tuple[str, str | None, str]]:
+        """(name, the value as a message may show it, what it accepts) for every value its
+        table refuses; a secret's value shows as None, never as itself."""
         found = []
         for name, setting in self.table.items():
             value = getattr(self, name)
             accepted = setting.problem(value)
             if accepted:
-                found.append((name, value, accepted))
+                found.append((name, None if setting.secret else repr(value), accepted))
         return found
 
     def reload(self) -> None:
@@ -104,7 +159,10 @@ def task_setting(task_name: str, suffix: str) -> Any:
 maintenance_settings = AppSettings(
     {
         "CRON_SECRET": Setting(
-            None, "Bearer secret of the task and status endpoints; unset closes them (503)."
+            None,
+            "Bearer secret of the task and status endpoints; unset closes them (503).",
+            header_token,
+            secret=True,
         ),
         "IN_PROCESS_SCHEDULER": Setting(
             True, "Start the in-process scheduler in each serving process.", one_of(True, False)
@@ -124,7 +182,10 @@ maintenance_settings = AppSettings(
             3600, "How often one process may prune the run log.", whole_number(1)
         ),
         "MAINTENANCE_HEARTBEAT_URLS": Setting(
-            {}, "Heartbeat ping URL per task name, besides <TASK>_HEARTBEAT_URL."
+            {},
+            "Heartbeat ping URL per task name, besides <TASK>_HEARTBEAT_URL.",
+            url_per_task,
+            secret=True,
         ),
         "MAINTENANCE_HEARTBEAT_TIMEOUT_SECONDS": Setting(
             5.0, "Timeout of one heartbeat ping.", positive_number

@@ -6,6 +6,7 @@ shell that ran `crontab add` never reaches them; check W201 compares the two.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,12 +32,32 @@ def cron_variables() -> list[str]:
     return [*CRON_VARIABLES, *(f"{name.upper()}_CRON" for name in registry.names())]
 
 
+# `KEY=value  # note`: a `#` after whitespace starts a comment, outside quotes, as in a
+# shell and Docker Compose; `KEY=a#b` keeps its `#`.
+INLINE_COMMENT = re.compile(
+    r"""^(?P<assignment>
+        \s* (?:export\s+)? [A-Za-z_0-9]+ =
+        (?: '[^']*'                              # single-quoted
+          | "(?:[^"\\]|\\.)*"                    # double-quoted, with escapes
+          | [^'"\s\#]\S* (?:[ \t]+[^\s\#]\S*)*      # unquoted words
+          | )
+    ) [ \t]+ \#.*$""",
+    re.VERBOSE,
+)
+
+
+def without_inline_comments(text: str) -> str:
+    """An env file's text with the inline comments removed (the settings read this)."""
+    lines = text.splitlines()
+    return "\n".join(INLINE_COMMENT.sub(r"\g<assignment>", line).rstrip() for line in lines)
+
+
 def env_file_values(path: str) -> dict[str, str]:
     """The `KEY=value` lines of an env file (enough to compare, not a full parser)."""
     if not path or not Path(path).is_file():
         return {}
     values = {}
-    for line in Path(path).read_text().splitlines():
+    for line in without_inline_comments(Path(path).read_text()).splitlines():
         key, sep, value = line.strip().removeprefix("export ").partition("=")
         if sep and key and not key.startswith("#"):
             values[key.strip()] = value.strip().strip("'\"")

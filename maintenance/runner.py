@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from . import pauses, registry, retention
+from .checks import configuration_error
 from .events import (
     RUN_RECORD_FAILED,
     TASK_FAILED,
@@ -109,6 +111,12 @@ def run_task(
     another's lock redo the work the other has just finished.
     """
     started = time.monotonic()
+    refused = configuration_error()
+    if refused:  # nothing runs, nothing is recorded: the settings must be fixed first
+        error = f"Configuration error: {refused}"
+        outcome = RunOutcome(name, trigger, RunStatus.FAILED, error=error)
+        _log(outcome)
+        return outcome
     try:
         task = registry.get(name)
         outcome = _run_registered(task, trigger, started, options, unless_succeeded_since)
@@ -175,7 +183,7 @@ def _failure(
 ) -> RunOutcome:
     # Redacted once here, so no secret in an exception message reaches the run log, the
     # admin, an HTTP body or a log line.
-    error = redact(f"{type(exc).__name__}: {exc}".strip().splitlines()[0])
+    error = redact(f"{type(exc).__name__}: {exc}".strip().splitlines()[0]) + _migrate_hint(exc)
     outcome = RunOutcome(
         task=name,
         trigger=trigger,
@@ -220,6 +228,19 @@ def _finish(
         finished_at=run.finished_at,
         duration_ms=run.duration_ms,
     )
+
+
+def _migrate_hint(exc: Exception) -> str:
+    """A hint when the database lacks the run log's table (a fresh database)."""
+    if not isinstance(exc, DatabaseError):
+        return ""
+    try:
+        tables = connection.introspection.table_names()
+    except Exception:
+        return ""
+    if TaskRun._meta.db_table in tables:
+        return ""
+    return " (the database has no maintenance tables: run `python manage.py migrate`)"
 
 
 def _where() -> dict[str, Any]:

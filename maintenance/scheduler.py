@@ -26,6 +26,7 @@ from django.db import connections
 from django.utils import timezone
 
 from . import registry
+from .checks import configuration_error
 from .conf import maintenance_settings
 from .events import (
     SCHEDULER_CRASHED,
@@ -61,7 +62,11 @@ class Scheduler:
         return ",".join(f"{t.name}/{int(t.every.total_seconds())}s" for t in self.tasks)
 
     def run_forever(self) -> None:
-        """Run until `stop()`: the startup pass first, then each task when it falls due."""
+        """Run until `stop()`: the startup pass first, then each task when it falls due.
+        Refused settings (an interval of 0 or less would run a task in a tight loop) stop
+        it before the first run, with one line."""
+        if refused_settings():
+            return
         log_event(logger, logging.INFO, SCHEDULER_STARTED, pid=os.getpid(), tasks=self.describe())
         self.plan_startup()
         while not self.stop_event.is_set():
@@ -155,6 +160,15 @@ def disabled_reason() -> str | None:
     return None
 
 
+def refused_settings() -> bool:
+    """True, after one ERROR line saying why, when the settings are refused."""
+    refused = configuration_error()
+    if refused:
+        reason = f"configuration error: {refused}"
+        log_event(logger, logging.ERROR, SCHEDULER_DISABLED, pid=os.getpid(), reason=reason)
+    return bool(refused)
+
+
 def start_in_process() -> Scheduler | None:
     """Start this process's scheduler thread, once; called by the WSGI and ASGI modules.
 
@@ -166,6 +180,8 @@ def start_in_process() -> Scheduler | None:
     reason = disabled_reason()
     if reason:
         log_event(logger, logging.INFO, SCHEDULER_DISABLED, pid=os.getpid(), reason=reason)
+        return None
+    if refused_settings():
         return None
     with _start_lock:
         if _running is None:

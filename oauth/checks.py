@@ -6,11 +6,11 @@ from typing import Any
 
 from django.core.checks import Error, register
 
-from maintenance.checks import setting_errors
+from maintenance.checks import SETTINGS, setting_errors
 
 from .conf import oauth_settings
 
 
-@register("oauth")
+@register("oauth", SETTINGS)
 def check_oauth_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     return setting_errors([oauth_settings])

@@ -6,6 +6,7 @@ the safe ones: DEBUG off, task endpoints closed until CRON_SECRET is set.
 """
 
 import importlib.util
+import io
 import os
 import shlex
 import sys
@@ -17,15 +18,45 @@ from django.core.exceptions import ImproperlyConfigured
 
 from maintenance.conf import TASK_SETTING_NAME
 from maintenance.cronjobs import DeclaredCronJobs
+from maintenance.envfile import without_inline_comments
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 _ENV_FILE = os.environ.get("PLUGGEDIN_ENV_FILE", str(BASE_DIR / ".env"))
 if _ENV_FILE and Path(_ENV_FILE).is_file():
-    env.read_env(_ENV_FILE)
+    # `KEY=value  # note` means `value`, as in a shell or Docker Compose: django-environ
+    # alone would keep the note as part of the value (a CRON_SECRET no client sends).
+    env.read_env(io.StringIO(without_inline_comments(Path(_ENV_FILE).read_text())))
 
-DEBUG = env.bool("DEBUG", default=False)
+# Every value read here is parsed strictly: one that cannot be parsed stops the process
+# with one line naming the variable and what it accepts (manage.py prints it as
+# `Configuration error: ...`). Ranges are the system checks' job (maintenance/checks.py).
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
+def _flag(raw: str) -> bool:
+    if raw.strip().lower() not in _TRUE + _FALSE:
+        raise ValueError
+    return raw.strip().lower() in _TRUE
+
+
+_CASTS = {bool: _flag, int: lambda raw: int(raw.strip()), float: float, str: str}
+_ACCEPTS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+
+
+def _env_value(name: str, kind: type, default=None):
+    """Variable `name` parsed as `kind`; `default` when unset or empty."""
+    raw = env.ENVIRON.get(name, "")
+    if not raw.strip():
+        return default
+    try:
+        return _CASTS[kind](raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} is {raw!r}: set it to {_ACCEPTS[kind]}.") from None
+
+
+DEBUG = _env_value("DEBUG", bool, default=False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
@@ -88,6 +119,15 @@ def _importable(module: str) -> bool:
         return False
 
 
+# The driver each database engine imports; its absence would otherwise surface as a
+# traceback from deep inside the first model import.
+_DRIVERS = {
+    "django.db.backends.postgresql": ("psycopg", "psycopg2"),
+    "django.db.backends.mysql": ("MySQLdb",),
+    "django.db.backends.oracle": ("oracledb", "cx_Oracle"),
+}
+
+
 def _database() -> dict:
     try:
         with warnings.catch_warnings():
@@ -97,6 +137,12 @@ def _database() -> dict:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
     if not _importable(config.get("ENGINE", "")):
         raise ImproperlyConfigured("DATABASE_URL names an unsupported database scheme.")
+    drivers = _DRIVERS.get(config["ENGINE"], ())
+    if drivers and not any(_importable(driver) for driver in drivers):
+        raise ImproperlyConfigured(
+            f"DATABASE_URL needs the database driver {' or '.join(drivers)}, which is not "
+            "installed: install it, or use another DATABASE_URL."
+        )
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # A relative path means the project directory, not the working directory: cron
         # runs its jobs from $HOME and would otherwise open (and create) another file.
@@ -134,10 +180,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 
 def _env_settings(names: dict[str, type]) -> dict:
-    """The variables that are set and not empty (`CRON_SECRET=` means unset), cast."""
-    casts = {bool: env.bool, int: env.int, float: env.float, str: env.str}
-    given = [name for name in names if env.ENVIRON.get(name, "").strip()]
-    return {name: casts[names[name]](name) for name in given}
+    """The variables that are set and not empty (`CRON_SECRET=` means unset), parsed."""
+    given = {name: _env_value(name, kind) for name, kind in names.items()}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 vars().update(
@@ -196,16 +241,32 @@ ENV_FILE = _ENV_FILE
 
 # --- Email ---
 
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+
+def _email_config() -> dict:
+    try:
+        return env.email_url("EMAIL_URL", default="consolemail://")
+    except Exception as exc:  # the URL may hold a password: name the problem, not the URL
+        raise ImproperlyConfigured(
+            f"EMAIL_URL is not a valid email URL ({type(exc).__name__}): use "
+            "consolemail://, smtp://user:pass@host:587/?tls=True or smtp+ssl://user:pass@host:465."
+        ) from None
+
+
+EMAIL_CONFIG = _email_config()
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Plugged.in <noreply@localhost>")
 
 
 # --- Logging ---
 
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper()
+if LOG_LEVEL not in _LOG_LEVELS:
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL is {LOG_LEVEL!r}: set it to one of {', '.join(_LOG_LEVELS)}."
+    )
 # `plain` (one key=value line per event) or `json` (one JSON object per line).
-LOG_FORMAT = env.str("LOG_FORMAT", default="plain").lower()
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain").strip().lower()
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
 

@@ -233,6 +233,9 @@ CRONTAB_PYTHON_EXECUTABLE = env.str("CRONTAB_PYTHON_EXECUTABLE", default=sys.exe
 CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
 CRONTAB_COMMENT = env.str("CRONTAB_COMMENT", default="pluggedin maintenance")
 CRONTAB_COMMAND_PREFIX = env.str("CRONTAB_COMMAND_PREFIX", default="")
+# The crontab command django-crontab reads and writes, e.g. `crontab -u app` (run as root)
+# to install the entries in the crontab of the user who should run them.
+CRONTAB_EXECUTABLE = env.str("CRONTAB_EXECUTABLE", default="/usr/bin/crontab")
 # A relative CRON_LOG_FILE is under BASE_DIR (cron's working directory is $HOME); its
 # folder is created by `manage.py crontab add`.
 CRON_LOG_FILE = str(BASE_DIR / env.str("CRON_LOG_FILE", default="logs/cron.log"))

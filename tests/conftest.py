@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 
 import pytest
 from django.db import connection
@@ -48,7 +49,7 @@ def throwaway_crontab(settings):
         if os.environ.get("CI") == "true":
             pytest.fail("crontab tests need root, `crontab` and `useradd` in CI")
         pytest.skip("needs root, the `crontab` binary and `useradd`")
-    name = f"pgops{os.getpid()}"
+    name = f"pgops{uuid.uuid4().hex[:12]}"  # one per test: a user still in use is not reused
     subprocess.run(
         [useradd, "--no-create-home", "--shell", "/usr/sbin/nologin", name],
         check=True,

@@ -7,9 +7,11 @@ import contextlib
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -23,10 +25,6 @@ from maintenance.models import RunStatus, TaskRun, Trigger
 from tests.processes import MANAGE, PYTHON, ROOT, project_env, wait_for
 
 UNRELATED = "17 3 * * * /usr/bin/true # someone else's job, left alone\n"
-
-needs_crontab = pytest.mark.skipif(
-    shutil.which("crontab") is None, reason="needs the crontab binary (Debian package cron)"
-)
 
 
 def test_each_entry_runs_its_task_on_its_schedule():
@@ -111,24 +109,11 @@ def test_failing_cron_job_exits_1_with_one_line_and_a_failed_run(sessions_table_
     assert "Traceback" not in result.stderr
 
 
-# --- The real system crontab --------------------------------------------------------
+# --- A real crontab: the throwaway user's, never the machine's -------------------------
 
 
-@pytest.fixture
-def crontab_restored():
-    """Root's crontab as it was before the test, put back afterwards, whatever happens."""
-    before = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
-    try:
-        yield
-    finally:
-        if before.returncode == 0:
-            subprocess.run(["crontab", "-"], input=before.stdout, text=True, check=True)
-        else:
-            subprocess.run(["crontab", "-r"], capture_output=True)
-
-
-def installed() -> str:
-    return subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout
+def installed(user: str) -> str:
+    return subprocess.run(["crontab", "-u", user, "-l"], capture_output=True, text=True).stdout
 
 
 def manage_crontab(subcommand: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -143,15 +128,21 @@ def manage_crontab(subcommand: str, env: dict[str, str]) -> subprocess.Completed
     )
 
 
-@needs_crontab
-def test_crontab_add_show_remove_leave_other_lines_alone(crontab_restored, tmp_path):
-    subprocess.run(["crontab", "-"], input=UNRELATED, text=True, check=True)
+def crontab_env(user: str, **overrides: str) -> dict[str, str]:
+    """The project's environment with django-crontab pointed at `user`'s crontab."""
+    return project_env(CRONTAB_EXECUTABLE=f"crontab -u {user}", **overrides)
+
+
+def test_crontab_add_show_remove_leave_other_lines_alone(throwaway_crontab, tmp_path):
+    user = throwaway_crontab
+    subprocess.run(["crontab", "-u", user, "-"], input=UNRELATED, text=True, check=True)
     comment = f"pluggedin maintenance test {uuid.uuid4().hex[:8]}"
     log = tmp_path / "logs" / "cron.log"
-    env = project_env(CRONTAB_COMMENT=comment, CRON_LOG_FILE=str(log))
+    env = crontab_env(user, CRONTAB_COMMENT=comment, CRON_LOG_FILE=str(log))
+    root_before = installed("root")
 
     manage_crontab("add", env)
-    lines = installed().splitlines(keepends=True)
+    lines = installed(user).splitlines(keepends=True)
     ours = [line for line in lines if line.rstrip().endswith(f"# {comment}")]
     assert len(ours) == 3
     assert UNRELATED in lines
@@ -167,49 +158,134 @@ def test_crontab_add_show_remove_leave_other_lines_alone(crontab_restored, tmp_p
         assert f"'{CRON_FUNCTION}', ['{name}']" in shown
 
     manage_crontab("remove", env)
-    assert installed() == UNRELATED
+    assert installed(user) == UNRELATED
+    assert installed("root") == root_before, "root's crontab is never touched"
 
 
-# --- End to end: the cron daemon runs the entries ------------------------------------
+# --- End to end: a cron daemon runs the entries ---------------------------------------
+
+# In its own mount namespace the daemon sees an empty /etc/crontab and /etc/cron.d and a
+# spool of its own, so it runs the throwaway user's table and nothing of the machine's;
+# `crontab add` runs in there too, so the machine's spool is never written. The user's home
+# and, when the interpreter lives under /root (pyenv), that folder are made reachable for
+# the user in there only.
+PRIVATE_CRON = """
+set -e
+mount --bind "$WORK/cron.d" /etc/cron.d
+mount --bind "$WORK/crontab" /etc/crontab
+mount --bind "$WORK/spool" /var/spool/cron/crontabs
+mount --bind "$WORK/run" /run
+if [ -n "$UNDER_ROOT" ]; then
+    mount --bind "/root/$UNDER_ROOT" "$WORK/hold"
+    mount -t tmpfs -o mode=0755 tmpfs /root
+    mkdir "/root/$UNDER_ROOT"
+    mount --bind "$WORK/hold" "/root/$UNDER_ROOT"
+fi
+mount -t tmpfs -o mode=0755 tmpfs "$(dirname "$USER_HOME")"
+mkdir -p "$USER_HOME" && chown "$CRON_USER" "$USER_HOME"
+"$PYTHON" "$MANAGE" crontab add > "$WORK/add.log" 2>&1
+exec cron -f
+"""
 
 
-def process_names() -> set[str]:
-    names = set()
-    for comm in Path("/proc").glob("[0-9]*/comm"):
+class PrivateCron:
+    """A work folder the throwaway user can reach, and the isolated daemon once started."""
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+        self.work = Path(tempfile.mkdtemp(prefix="pluggedin-cron-"))
+        self.work.chmod(0o755)
+        for folder in ["cron.d", "spool", "run", "hold"]:
+            (self.work / folder).mkdir()
+        (self.work / "crontab").touch()
+        self.daemon: subprocess.Popen | None = None
+
+    def user_file(self, name: str, text: str = "") -> Path:
+        """A file in the work folder that only the throwaway user (and root) can read."""
+        path = self.work / name
+        path.write_text(text)
+        path.chmod(0o600)
+        shutil.chown(path, self.user)
+        return path
+
+    @property
+    def table(self) -> str:
+        path = self.work / "spool" / self.user
+        return path.read_text() if path.exists() else ""
+
+    def start(self, env: dict[str, str]) -> None:
+        """`crontab add` with `env` for the user, then the daemon, both in the namespace."""
+        real = Path(PYTHON).resolve().parts
+        under_root = real[2] if real[:2] == ("/", "root") and len(real) > 2 else ""
+        env = {
+            **env,
+            "WORK": str(self.work),
+            "UNDER_ROOT": under_root,
+            "CRON_USER": self.user,
+            "USER_HOME": pwd.getpwnam(self.user).pw_dir,
+            "PYTHON": PYTHON,
+            "MANAGE": MANAGE,
+            "CRONTAB_EXECUTABLE": f"crontab -u {self.user}",
+        }
+        self.daemon = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", PRIVATE_CRON],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        added = wait_for(lambda: self.table or self.daemon.poll() is not None, 60)
+        add_log = self.work / "add.log"
+        assert added and self.table, add_log.read_text() if add_log.exists() else "no output"
+
+    def stop(self) -> None:
+        """Stop the daemon, then the jobs it started (their own sessions), by process id."""
+        if self.daemon is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.daemon.pid, signal.SIGTERM)
+            self.daemon.wait(timeout=10)
+        uid = pwd.getpwnam(self.user).pw_uid
+        if not wait_for(lambda: not processes_of(uid), timeout=30):
+            for pid in processes_of(uid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def processes_of(uid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
         with contextlib.suppress(OSError):  # the process ended meanwhile
-            names.add(comm.read_text().strip())
-    return names
+            if f"\nUid:\t{uid}\t" in status.read_text():
+                found.append(int(status.parent.name))
+    return found
 
 
 @pytest.fixture
-def cron_daemon():
-    """The cron daemon: the one already running, or one started for this test."""
-    if "cron" in process_names():
-        yield
-        return
-    if os.geteuid() != 0 or shutil.which("cron") is None:
-        pytest.skip("needs a running cron daemon, or root and the cron binary to start one")
-    daemon = subprocess.Popen(["cron", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def private_cron(throwaway_crontab):
+    if not (shutil.which("cron") and shutil.which("unshare")):
+        pytest.skip("needs the cron and unshare binaries")
+    cron = PrivateCron(throwaway_crontab)
     try:
-        yield
+        yield cron
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=10)
+        cron.stop()
 
 
-@needs_crontab
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgres
 def test_cron_daemon_runs_the_entries_and_a_failure_shows_as_failed(
-    crontab_restored, cron_daemon, sessions_table_gone, tmp_path
+    private_cron, sessions_table_gone
 ):
     """Every-minute entries installed from an env file that points at the test database:
     within about a minute cron records a succeeded pkce_cleanup run and a failed
     oauth_session_cleanup run (its table is gone), and both land in the log file."""
-    log = tmp_path / "cron.log"
-    env_file = tmp_path / "cron.env"
-    env_file.write_text(
+    root_before = installed("root")
+    log = private_cron.user_file("cron.log")
+    env_file = private_cron.user_file(
+        "cron.env",
         "\n".join(
             [
                 f"DATABASE_URL={project_env()['DATABASE_URL']}",
@@ -222,14 +298,14 @@ def test_cron_daemon_runs_the_entries_and_a_failure_shows_as_failed(
                 "LOG_LEVEL=INFO",
                 "",
             ]
-        )
+        ),
     )
     # Only the env file's path reaches the crontab line; everything else is read from it.
     env = {key: project_env()[key] for key in ["PATH", "HOME", "LANG"]}
     env["PLUGGEDIN_ENV_FILE"] = str(env_file)
     env["CRONTAB_COMMAND_PREFIX"] = f"PLUGGEDIN_ENV_FILE={env_file}"
-    manage_crontab("add", env)
-    assert installed().count(f"PLUGGEDIN_ENV_FILE={env_file} {PYTHON}") == 3
+    private_cron.start(env)
+    assert private_cron.table.count(f"PLUGGEDIN_ENV_FILE={env_file} {PYTHON}") == 3
 
     def both_recorded() -> bool:
         runs = TaskRun.objects.filter(trigger=Trigger.CRON)
@@ -238,23 +314,21 @@ def test_cron_daemon_runs_the_entries_and_a_failure_shows_as_failed(
             ("oauth_session_cleanup", RunStatus.FAILED),
         }
 
-    assert wait_for(both_recorded, timeout=130, interval=1), Path(log).read_text()
-    manage_crontab("remove", env)
-    written = wait_for(
-        lambda: log.exists() and "oauth_session_cleanup failed" in log.read_text(), 10
-    )
-    assert written, log.read_text() if log.exists() else "no log file"
+    assert wait_for(both_recorded, timeout=130, interval=1), log.read_text()
+    written = wait_for(lambda: "oauth_session_cleanup failed" in log.read_text(), 10)
+    assert written, log.read_text()
     assert "cron pkce_cleanup succeeded" in log.read_text()
+    assert installed(private_cron.user) == "", "the machine's spool never got the table"
+    assert installed("root") == root_before, "root's crontab is never touched"
 
 
-@needs_crontab
-def test_crontab_warns_about_variables_cron_will_not_see(tmp_path):
-    shell_only = manage_crontab("show", project_env()).stderr
+def test_crontab_warns_about_variables_cron_will_not_see(throwaway_crontab, tmp_path):
+    shell_only = manage_crontab("show", crontab_env(throwaway_crontab)).stderr
     assert "maintenance.W201" in shell_only
     assert "DATABASE_URL, SECRET_KEY set in this shell" in shell_only
 
     env_file = tmp_path / "project.env"
-    env = project_env(PLUGGEDIN_ENV_FILE=str(env_file))
+    env = crontab_env(throwaway_crontab, PLUGGEDIN_ENV_FILE=str(env_file))
     env_file.write_text(f"DATABASE_URL={env['DATABASE_URL']}\nSECRET_KEY='{env['SECRET_KEY']}'\n")
     assert "maintenance.W201" not in manage_crontab("show", env).stderr
 

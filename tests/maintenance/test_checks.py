@@ -21,6 +21,10 @@ def ids(deploy: bool = False) -> set[str]:
     return {m.id for m in found if m.id.startswith("maintenance.")}
 
 
+def installed(user: str) -> str:
+    return subprocess.run(["crontab", "-u", user, "-l"], capture_output=True, text=True).stdout
+
+
 @pytest.fixture
 def strong_secret(settings):
     settings.CRON_SECRET = "x" * 32
@@ -76,6 +80,12 @@ def test_every_check_has_an_id_and_a_hint():
 
 
 def test_without_cronjobs_there_is_nothing_to_compare(settings, throwaway_crontab):
+    """An installation that triggers its tasks by other means (CRONJOBS empty) is never
+    told its crontab is out of date, even with this project's entries still installed."""
+    settings.CRONJOBS = CRONJOBS
+    call_command("crontab", "add", verbosity=0)
+    assert "crontab run" in installed(throwaway_crontab)
+
     settings.CRONJOBS = []
     assert "maintenance.W005" not in ids()
 
@@ -91,10 +101,7 @@ def test_crontab_in_sync_after_add_and_out_of_date_after_a_schedule_change(
 ):
     settings.CRONJOBS = CRONJOBS
     call_command("crontab", "add")
-    installed = subprocess.run(
-        ["crontab", "-u", throwaway_crontab, "-l"], capture_output=True, text=True
-    ).stdout
-    assert "crontab run" in installed
+    assert "crontab run" in installed(throwaway_crontab)
     assert "maintenance.W005" not in ids()
 
     settings.CRONJOBS = [("*/5 * * * *", *CRONJOBS[0][1:])]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from maintenance.models import TaskRun
 from oauth.models import PKCEState
-from tests.factories import make_state
+from tests.factories import make_state, state_row
 from tests.processes import run_manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,24 +111,14 @@ def test_help_says_it_is_safe_for_cron():
     assert "--json" in result.stdout
 
 
-def test_expired_only_by_a_microsecond_is_deleted_and_future_is_kept():
+def test_expired_only_by_a_microsecond_is_deleted_and_future_is_kept(monkeypatch):
+    """The command's clock is pinned, so the rows sit exactly around its cutoff: expired a
+    microsecond ago goes, expiring at this very instant or a microsecond later stays."""
     now = timezone.now()
-    PKCEState.objects.create(
-        state="p" * 43,
-        server_uuid="00000000-0000-0000-0000-000000000002",
-        code_verifier="v" * 43,
-        redirect_uri="https://x.test",
-        integrity_hash="0" * 64,
-        expires_at=now - timedelta(microseconds=1),
-    )
-    PKCEState.objects.create(
-        state="f" * 43,
-        server_uuid="00000000-0000-0000-0000-000000000002",
-        code_verifier="v" * 43,
-        redirect_uri="https://x.test",
-        integrity_hash="0" * 64,
-        expires_at=now + timedelta(hours=1),
-    )
+    for name, delta in [("p", -1), ("e", 0), ("f", 1)]:
+        state_row(name * 43, now + timedelta(microseconds=delta)).save(force_insert=True)
+    monkeypatch.setattr(timezone, "now", lambda: now)
 
-    assert run_manage("cleanup_pkce").returncode == 0
-    assert list(PKCEState.objects.values_list("state", flat=True)) == ["f" * 43]
+    call_command("cleanup_pkce", stdout=io.StringIO())
+
+    assert sorted(PKCEState.objects.values_list("state", flat=True)) == ["e" * 43, "f" * 43]

@@ -196,3 +196,22 @@ def test_the_cutoff_is_respected_to_the_microsecond():
         "exact".ljust(43, "x"),
         "future".ljust(43, "x"),
     ]
+
+
+@pytest.mark.postgres
+def test_the_heap_walk_respects_the_cutoff_to_the_microsecond():
+    """The same three rows inside a large scattered backlog, which the heap walk deletes."""
+    fill(expired=3000, active=1000)
+    now = timezone.now()
+    for name, delta in [("past", -1), ("exact", 0), ("future", 1)]:
+        state_row(name.ljust(43, "x"), now + timedelta(microseconds=delta)).save()
+    analyze()
+
+    with CaptureQueriesContext(connection) as captured:
+        deleted = purge_expired(PKCEState, now, batch_size=200)
+
+    deletes = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("DELETE")]
+    assert deletes and all("ctid" in sql for sql in deletes), "the heap walk ran"
+    assert deleted == 3001
+    left = set(PKCEState.objects.exclude(state__startswith="a").values_list("state", flat=True))
+    assert left == {"exact".ljust(43, "x"), "future".ljust(43, "x")}

@@ -6,9 +6,11 @@ import logging
 from datetime import timedelta
 
 import pytest
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from maintenance import retention
+from maintenance.events import RUNS_PRUNE_FAILED
 from maintenance.models import TaskRun
 from maintenance.runner import run_task
 
@@ -104,3 +106,27 @@ def test_a_failed_or_skipped_run_does_not_prune(isolated_registry):
     run_task("gated", "command")
 
     assert TaskRun.objects.filter(pk=old.pk).exists()
+
+
+def refuse_run_log_deletes(execute, sql, params, many, context):
+    """The database refuses the prune's DELETE, as it does when another writer holds the
+    table for longer than the lock timeout."""
+    if sql.startswith("DELETE") and "maintenance_task_runs" in sql:
+        raise OperationalError("database is locked")
+    return execute(sql, params, many, context)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_while_pruning_never_fails_the_run(caplog):
+    old, _ = old_and_recent()
+    caplog.set_level(logging.INFO, logger="maintenance")
+
+    with connection.execute_wrapper(refuse_run_log_deletes):
+        outcome = run_task("pkce_cleanup", "command")
+
+    assert outcome.status == "succeeded", outcome.error
+    assert TaskRun.objects.get(pk=outcome.run_id).status == "succeeded"
+    assert TaskRun.objects.filter(pk=old.pk).exists()
+    failed = [r for r in caplog.records if getattr(r, "event", "") == RUNS_PRUNE_FAILED]
+    assert failed[0].levelno == logging.WARNING
+    assert failed[0].event_fields == {"error": "OperationalError: database is locked"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from django.db import connection
 
@@ -84,17 +86,34 @@ def test_options_reach_the_task(isolated_registry):
     assert seen == {"dry_run": True}
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_lost_database_mid_run_still_reports_the_failure(isolated_registry):
-    def lose_connection(**options):
-        connection.close()
+@pytest.fixture
+def run_log_comes_back():
+    """Put the run log's table back if a test took it away."""
+    yield
+    if "maintenance_task_runs_away" in connection.introspection.table_names():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT * FROM table_that_does_not_exist")
+            cursor.execute("ALTER TABLE maintenance_task_runs_away RENAME TO maintenance_task_runs")
 
-    isolated_registry.register(fake_task(func=lose_connection))
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_log_lost_mid_run_still_reports_the_tasks_failure(
+    isolated_registry, run_log_comes_back, caplog
+):
+    """The run cannot record its end (the run log is gone when it fails): the caller still
+    gets the task's own error and the run's id, and the lost record is logged."""
+
+    def lose_the_run_log(**options):
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE maintenance_task_runs RENAME TO maintenance_task_runs_away")
+        raise RuntimeError("disk on fire")
+
+    isolated_registry.register(fake_task(func=lose_the_run_log))
+    caplog.set_level(logging.WARNING, logger="maintenance")
 
     outcome = run_task("demo", "command")
 
     assert outcome.failed
+    assert outcome.error == "RuntimeError: disk on fire"
     assert outcome.run_id is not None
-    assert TaskRun.objects.get(pk=outcome.run_id).status == "failed"
+    lost = [r for r in caplog.records if getattr(r, "event", "") == "maintenance.run.record_failed"]
+    assert [r.event_fields for r in lost] == [{"task": "demo", "run": outcome.run_id}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -9,12 +10,13 @@ from datetime import timedelta
 from itertools import pairwise
 
 import pytest
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from maintenance.models import RunStatus, TaskRun, Trigger
 from maintenance.registry import Task
 from maintenance.runner import run_task
-from maintenance.scheduler import Scheduler
+from maintenance.scheduler import RETRY_AFTER_ERROR, Scheduler
 from tests import factories
 from tests.processes import MANAGE, PYTHON, ROOT, free_port, project_env, wait_for
 
@@ -126,6 +128,36 @@ def test_runner_rechecks_the_run_log_once_it_holds_the_lock(isolated_registry):
     assert outcome.skipped and not outcome.failed
     assert outcome.run_id is None
     assert TaskRun.objects.count() == 1
+
+
+def refuse_run_log(execute, sql, params, many, context):
+    """The run log is unreachable (the database went away between two passes)."""
+    if "maintenance_task_runs" in sql:
+        raise OperationalError("server closed the connection unexpectedly")
+    return execute(sql, params, many, context)
+
+
+def test_the_scheduler_survives_a_run_log_error_and_retries_soon(isolated_registry, caplog):
+    calls = []
+    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, seconds=3600))
+    scheduler = Scheduler()
+    scheduler.plan_startup()
+    caplog.set_level(logging.INFO, logger="maintenance.scheduler")
+
+    with connection.execute_wrapper(refuse_run_log):
+        before = timezone.now()
+        scheduler.run_due()
+
+    assert calls == []
+    retry_in = (scheduler.due["count"] - before).total_seconds()
+    assert 0 < retry_in <= RETRY_AFTER_ERROR.total_seconds() + 1, "retried within a minute"
+    errors = [r for r in caplog.records if getattr(r, "event", "") == "maintenance.scheduler.error"]
+    assert errors and errors[0].levelno == logging.ERROR
+
+    scheduler.due["count"] = timezone.now()  # the retry, once the database is back
+    scheduler.run_due()
+    assert calls == [1]
+    assert TaskRun.objects.get().status == RunStatus.SUCCEEDED
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:

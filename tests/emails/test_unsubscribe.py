@@ -93,7 +93,25 @@ def test_a_bad_token_is_refused_and_changes_nothing(token, ann, client):
     assert b"invalid" in response.content
     assert not EmailPreference.objects.exists()
     assert ScheduledEmail.objects.filter(user=ann, status="pending").count() == 3
-    assert other.is_active
+    assert get_user_model().objects.filter(pk__in=[ann.pk, other.pk], is_active=True).count() == 2
+
+
+def test_a_token_signed_with_djangos_default_salt_is_refused(ann):
+    """Anything else this project signs with SECRET_KEY and the default salt (a value a
+    user could obtain) must never unsubscribe: the link's salt is its own."""
+    from django.test import Client
+
+    token = signing.dumps(ann.pk)
+
+    response = Client(enforce_csrf_checks=True).post(
+        f"/emails/unsubscribe/{token}",
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+
+    assert response.status_code == 400
+    assert not EmailPreference.objects.exists()
+    assert ScheduledEmail.objects.filter(user=ann, status="pending").count() == 3
 
 
 def test_a_link_for_a_deleted_user_answers_without_error(ann, client):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 
 from maintenance.checks import SETTINGS, setting_errors
 
@@ -30,9 +33,31 @@ W004 = Warning(
 )
 
 
+E003 = "maintenance.E003"
+
+
 @register("emails", SETTINGS)
 def check_email_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    return setting_errors([email_settings])
+    return setting_errors([email_settings]) + sender_errors()
+
+
+def sender_errors() -> list[Error]:
+    """E003 when DEFAULT_FROM_EMAIL is no address a mail server takes: every email would fail."""
+    sender = settings.DEFAULT_FROM_EMAIL
+    try:
+        if not isinstance(sender, str) or "\n" in sender or "\r" in sender:
+            raise ValidationError("not one line")
+        validate_email(parseaddr(sender)[1])
+    except ValidationError:
+        return [
+            Error(
+                f"DEFAULT_FROM_EMAIL is {sender!r}, not an email address.",
+                hint="Set DEFAULT_FROM_EMAIL to an address, e.g. "
+                "'Plugged.in <noreply@example.com>' or noreply@example.com.",
+                id=E003,
+            )
+        ]
+    return []
 
 
 @register("emails")

@@ -136,7 +136,10 @@ def _database() -> dict:
     except Exception as exc:  # django-environ raises several types for a bad URL
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
     if not _importable(config.get("ENGINE", "")):
-        raise ImproperlyConfigured("DATABASE_URL names an unsupported database scheme.")
+        raise ImproperlyConfigured(
+            "DATABASE_URL names an unsupported database scheme: use postgres://user:pass@host"
+            ":5432/db or sqlite:///path."
+        )
     drivers = _DRIVERS.get(config["ENGINE"], ())
     if drivers and not any(_importable(driver) for driver in drivers):
         raise ImproperlyConfigured(

@@ -223,6 +223,14 @@ def test_check_refuses_a_secret_with_whitespace_and_never_shows_it(settings, sec
     assert secret.strip() not in error
 
 
+@pytest.mark.parametrize("sender", ["not an address", "a@example.com\nBcc: b@example.com"])
+def test_check_refuses_a_sender_no_mail_server_takes(settings, sender):
+    settings.DEFAULT_FROM_EMAIL = sender
+    error = configuration_error()
+    assert error and "DEFAULT_FROM_EMAIL" in error and "maintenance.E003" in error
+    assert "\n" not in error.replace(repr(sender), "")
+
+
 def test_check_accepts_a_generated_secret_and_no_secret(settings):
     settings.CRON_SECRET = GOOD_SECRET
     assert configuration_error() is None

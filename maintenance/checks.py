@@ -239,12 +239,12 @@ def _cron_field(field: str, lowest: int, highest: int, names: tuple[str, ...]) -
     def value(text: str) -> int | None:
         if text.lower() in names:
             return names.index(text.lower()) + (lowest if names is MONTHS else 0)
-        number = int(text) if text.isdigit() else None
+        number = int(text) if text.isascii() and text.isdigit() else None
         return number if number is not None and lowest <= number <= highest else None
 
     for item in field.split(","):
         span, slash, step = item.partition("/")
-        if slash and not (step.isdigit() and 0 < int(step) <= highest):
+        if slash and not (step.isascii() and step.isdigit() and 0 < int(step) <= highest):
             return False
         if span == "*":
             continue

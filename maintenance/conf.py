@@ -75,16 +75,6 @@ def web_url(value: Any) -> str | None:
     return None if parts.scheme in ("http", "https") and parts.hostname else accepted
 
 
-def optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
-    """`check`, or unset (None or empty)."""
-
-    def check_optional(value: Any) -> str | None:
-        accepted = None if value in (None, "") else check(value)
-        return f"{accepted}, or unset" if accepted else None
-
-    return check_optional
-
-
 def url_per_task(value: Any) -> str | None:
     accepted = "a mapping of task names to absolute http:// or https:// URLs"
     if value is None:

@@ -35,6 +35,7 @@ SMTP_CLOSE_FAILED = "emails.smtp.close_failed"
 EMAIL_EVENT_SUPPRESSED = "emails.feedback.suppressed"
 EMAIL_EVENT_OPTED_OUT = "emails.feedback.opted_out"
 EMAIL_EVENT_DUPLICATE = "emails.feedback.duplicate"
+UNSUBSCRIBE_FAILED = "emails.unsubscribe.failed"
 
 
 def log_event(

@@ -10,8 +10,6 @@ suppressed while a batch is in flight is still skipped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from django.db import transaction
 
 from .models import EmailStatus, EmailSuppression, ScheduledEmail, normalize_address
@@ -47,12 +45,9 @@ def is_suppressed(address: str) -> bool:
     return EmailSuppression.objects.of_address(address).exists()
 
 
-def suppressed_among(addresses: Iterable[str]) -> set[str]:
-    """Which of `addresses` are suppressed (normalised), in one query: for checking a
-    whole claimed batch at once."""
-    wanted = {normalize_address(address) for address in addresses if address}
-    if not wanted:
-        return set()
+def suppressed_among(addresses: list[str]) -> set[str]:
+    """The suppressed ones among `addresses` (normalized), in one query."""
+    wanted = {normalize_address(address) for address in addresses}
     found = EmailSuppression.objects.filter(address__in=wanted)
     return set(found.values_list("address", flat=True))
 

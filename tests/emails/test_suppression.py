@@ -9,9 +9,8 @@ from django.utils import timezone
 
 from emails import claims
 from emails.models import EmailSuppression, ScheduledEmail
-from emails.reachability import unreachable_reason
 from emails.sending import Tally, process_scheduled_emails, send_batch
-from emails.suppression import is_suppressed, suppress, suppressed_among, unsuppress
+from emails.suppression import is_suppressed, suppress, unsuppress
 from tests.factories import make_due, statuses
 
 pytestmark = pytest.mark.django_db
@@ -104,18 +103,3 @@ def test_a_suppressed_address_gets_nothing_in_later_runs(ann, mailoutbox):
     in_a_week = timezone.now() + timedelta(days=8)
     assert process_scheduled_emails(now=in_a_week)["sent"] == 0
     assert len(mailoutbox) == 1
-
-
-def test_a_batch_is_checked_with_one_query(django_assert_num_queries):
-    """What the sender can use for a whole claimed batch: one query, the same verdicts."""
-    emails = make_due(5)
-    batch = claims.claim(10, timezone.now())
-    for email in emails[:2]:
-        suppress(email.user.email.upper(), reason="hard bounce")
-
-    with django_assert_num_queries(1):
-        suppressed = suppressed_among(email.user.email for email in batch)
-        verdicts = {email.pk: unreachable_reason(email, suppressed) for email in batch}
-
-    assert verdicts == {email.pk: unreachable_reason(email) for email in batch}
-    assert sorted(verdicts.values()) == ["", "", "", "address suppressed", "address suppressed"]

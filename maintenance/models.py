@@ -69,6 +69,29 @@ class TaskRun(models.Model):
         return f"{self.task} #{self.pk} ({self.status})"
 
 
+class RunTally(models.Model):
+    """Finished runs pruned from the run log, counted per task, trigger and status.
+
+    Retention folds each batch it deletes into these counts in the same transaction, so
+    `pluggedin_maintenance_runs_total` (tallies plus the finished runs still in the log)
+    never goes backwards. At most one row per (task, trigger, status): a few dozen rows.
+    """
+
+    task = models.CharField(max_length=64)
+    trigger = models.CharField(max_length=16)
+    status = models.CharField(max_length=16)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        db_table = "maintenance_run_tallies"
+        constraints = [
+            models.UniqueConstraint(fields=["task", "trigger", "status"], name="run_tally_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.trigger} {self.status}: {self.count} pruned"
+
+
 class TaskLockQuerySet(models.QuerySet):
     def take_over_expired(self, task: str, owner: str, until: datetime) -> bool:
         updated = self.filter(task=task, expires_at__lt=timezone.now()).update(

@@ -1,0 +1,152 @@
+"""`GET /metrics`: every task's runs, health and backlog in the Prometheus text format.
+
+A custom `prometheus_client` collector reads the figures from the database on each scrape
+(the run log, its pruned tallies and the backlog counts), never from process memory, so
+every gunicorn worker and every host answers the same, and a scrape balanced across them
+never sees a counter jump or go backwards. Families, each labelled by `task`:
+
+- `pluggedin_maintenance_task_info` (gauge 1; `schedule`, `interval_seconds`)
+- `pluggedin_maintenance_last_success_timestamp_seconds`,
+  `pluggedin_maintenance_last_failure_timestamp_seconds` (the run's `finished_at`; no
+  sample for a task that never succeeded / never failed)
+- `pluggedin_maintenance_last_run_duration_seconds` (the latest run that took the task)
+- `pluggedin_maintenance_runs_total` (counter; `trigger`, `status`): finished runs, skips
+  included; pruned runs stay counted through `RunTally` (see `retention.py`)
+- `pluggedin_maintenance_healthy` (1/0, as the status endpoint's `healthy`)
+- `pluggedin_maintenance_paused` (1/0)
+- `pluggedin_maintenance_backlog` (gauge; `kind`): each task's declared backlog, bounded
+  (`counts.py`)
+
+A scrape is a fixed number of indexed queries: two per task, one for the run counts, and
+the bounded backlog counts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+from django.db.models import Count
+from django.utils import timezone
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import CollectorRegistry
+
+from . import registry
+from .models import RunStatus, RunTally, TaskRun, Trigger
+from .status import health
+
+PREFIX = "pluggedin_maintenance_"
+FINISHED = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED]
+
+
+def paused_task_names() -> set[str]:
+    """The tasks paused now. Pause and resume (`maintenance_task_pauses`) are built on
+    another branch; until they are wired in here, no task reads as paused."""
+    return set()
+
+
+def finished_run_counts() -> Counter[tuple[str, str, str]]:
+    """Finished runs per (task, trigger, status): the run log plus the pruned tallies.
+
+    One statement (a UNION), so it reads one snapshot: a prune committing meanwhile moves
+    rows from the log to the tallies without the sum seeing them twice or not at all."""
+    in_log = (
+        TaskRun.objects.exclude(status=RunStatus.RUNNING)
+        .order_by()
+        .values_list("task", "trigger", "status")
+        .annotate(runs=Count("pk"))
+    )
+    pruned = RunTally.objects.order_by().values_list("task", "trigger", "status", "count")
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for task, trigger, status, runs in in_log.union(pruned, all=True):
+        counts[(task, trigger, status)] += runs
+    return counts
+
+
+def last_failure(task: str) -> TaskRun | None:
+    failed = TaskRun.objects.for_task(task).filter(status=RunStatus.FAILED)
+    return failed.order_by("-started_at", "-id").first()
+
+
+class MaintenanceCollector:
+    """Reads the families above from the database on each `collect()`."""
+
+    def collect(self) -> Iterator[Metric]:
+        now = timezone.now()
+        tasks = registry.all_tasks()
+        paused = paused_task_names()
+        runs = finished_run_counts()
+        family = _Families()
+        for task in tasks:
+            family.info.add_metric(
+                [task.name, task.schedule, str(int(task.every.total_seconds()))], 1
+            )
+            success = TaskRun.objects.last_success(task.name)
+            failure = last_failure(task.name)
+            for run, gauge in ((success, family.last_success), (failure, family.last_failure)):
+                if run is not None and run.finished_at is not None:
+                    gauge.add_metric([task.name], run.finished_at.timestamp())
+            latest = max(
+                (run for run in (success, failure) if run and run.duration_ms is not None),
+                key=lambda run: (run.started_at, run.pk),
+                default=None,
+            )
+            if latest is not None:
+                family.duration.add_metric([task.name], latest.duration_ms / 1000)
+            healthy, _, _ = health(task, task.blocked_reason(), success, now)
+            family.healthy.add_metric([task.name], 1 if healthy else 0)
+            family.paused.add_metric([task.name], 1 if task.name in paused else 0)
+            for kind, count in task.pending().items():
+                family.backlog.add_metric([task.name, kind], count)
+            # Every trigger and finished status from zero, so rate() and increase() see a
+            # series before its first increment; plus any other value the log holds.
+            pairs = {(trigger, status) for trigger in Trigger.values for status in FINISHED}
+            pairs |= {(trigger, status) for name, trigger, status in runs if name == task.name}
+            for trigger, status in sorted(pairs):
+                family.runs.add_metric(
+                    [task.name, trigger, status], runs[task.name, trigger, status]
+                )
+        yield from family.all()
+
+
+class _Families:
+    def __init__(self) -> None:
+        self.info = _gauge("task_info", "Declared task (always 1).", "schedule", "interval_seconds")
+        self.last_success = _gauge(
+            "last_success_timestamp_seconds", "Finish time of the task's last successful run."
+        )
+        self.last_failure = _gauge(
+            "last_failure_timestamp_seconds", "Finish time of the task's last failed run."
+        )
+        self.duration = _gauge(
+            "last_run_duration_seconds", "Duration of the task's last run that took the task."
+        )
+        self.runs = CounterMetricFamily(
+            PREFIX + "runs_total",
+            "Finished runs of the task (skips included), by trigger and status.",
+            labels=["task", "trigger", "status"],
+        )
+        self.healthy = _gauge(
+            "healthy", "1 when the task succeeded within twice its interval (or is disabled here)."
+        )
+        self.paused = _gauge("paused", "1 while the task is paused.")
+        self.backlog = _gauge("backlog", "Work waiting for the task, by kind.", "kind")
+
+    def all(self) -> list[Metric]:
+        return list(vars(self).values())
+
+
+def _gauge(name: str, documentation: str, *labels: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(PREFIX + name, documentation, labels=["task", *labels])
+
+
+METRICS_REGISTRY = CollectorRegistry(auto_describe=False)
+METRICS_REGISTRY.register(MaintenanceCollector())
+
+
+def exposition(accept: str) -> tuple[bytes, str]:
+    """The scrape body in the format the `Accept` header asks for, and its content type."""
+    encode: Callable[[CollectorRegistry], bytes]
+    encode, content_type = choose_encoder(accept)
+    return encode(METRICS_REGISTRY), content_type

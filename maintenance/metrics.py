@@ -17,8 +17,9 @@ never sees a counter jump or go backwards. Families, each labelled by `task`:
 - `pluggedin_maintenance_backlog` (gauge; `kind`): each task's declared backlog, bounded
   (`counts.py`)
 
-A scrape is a fixed number of indexed queries: two per task, one for the run counts, and
-the bounded backlog counts.
+A scrape is a fixed number of queries whatever the table sizes: one for the latest runs
+(indexed), one for the run counts (the run log is bounded by retention, the tallies are a
+few dozen rows), and the bounded backlog counts.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-from django.db.models import Count
+from django.db.models import Count, Subquery
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
@@ -64,9 +65,22 @@ def finished_run_counts() -> Counter[tuple[str, str, str]]:
     return counts
 
 
-def last_failure(task: str) -> TaskRun | None:
-    failed = TaskRun.objects.for_task(task).filter(status=RunStatus.FAILED)
-    return failed.order_by("-started_at", "-id").first()
+def last_outcomes(tasks: list[str]) -> dict[tuple[str, str], TaskRun]:
+    """The latest succeeded and the latest failed run of each task, by (task, status), in
+    one statement: a scalar subquery per pair, each one step down the run log's
+    (task, status, started_at) index."""
+    latest = [
+        Subquery(
+            TaskRun.objects.filter(task=task, status=status)
+            .order_by("-started_at", "-id")
+            .values("pk")[:1]
+        )
+        for task in tasks
+        for status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
+    ]
+    if not latest:
+        return {}
+    return {(run.task, run.status): run for run in TaskRun.objects.filter(pk__in=latest)}
 
 
 class MaintenanceCollector:
@@ -77,13 +91,14 @@ class MaintenanceCollector:
         tasks = registry.all_tasks()
         paused = paused_task_names()
         runs = finished_run_counts()
+        outcomes = last_outcomes([task.name for task in tasks])
         family = _Families()
         for task in tasks:
             family.info.add_metric(
                 [task.name, task.schedule, str(int(task.every.total_seconds()))], 1
             )
-            success = TaskRun.objects.last_success(task.name)
-            failure = last_failure(task.name)
+            success = outcomes.get((task.name, RunStatus.SUCCEEDED))
+            failure = outcomes.get((task.name, RunStatus.FAILED))
             for run, gauge in ((success, family.last_success), (failure, family.last_failure)):
                 if run is not None and run.finished_at is not None:
                     gauge.add_metric([task.name], run.finished_at.timestamp())

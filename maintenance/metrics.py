@@ -11,15 +11,15 @@ never sees a counter jump or go backwards. Families, each labelled by `task`:
   sample for a task that never succeeded / never failed)
 - `pluggedin_maintenance_last_run_duration_seconds` (the latest run that took the task)
 - `pluggedin_maintenance_runs_total` (counter; `trigger`, `status`): finished runs, skips
-  included; pruned runs stay counted through `RunTally` (see `retention.py`)
+  included; runs counted out of the log stay counted through `RunTally` (`retention.py`)
 - `pluggedin_maintenance_healthy` (1/0, as the status endpoint's `healthy`)
 - `pluggedin_maintenance_paused` (1/0)
 - `pluggedin_maintenance_backlog` (gauge; `kind`): each task's declared backlog, bounded
   (`counts.py`)
 
 A scrape is a fixed number of queries whatever the table sizes: one for the latest runs
-(indexed), one for the run counts (the run log is bounded by retention, the tallies are a
-few dozen rows), and the bounded backlog counts.
+(indexed), one for the run counts (a few dozen tallies plus the last hour or two of the
+log, through its `started_at` index), and the bounded backlog counts.
 """
 
 from __future__ import annotations
@@ -27,14 +27,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-from django.db.models import Count, Subquery
+from django.db.models import Count, DateTimeField, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from . import registry
-from .models import RunStatus, RunTally, TaskRun, Trigger
+from .models import RunStatus, RunTally, RunTallyMark, TaskRun, Trigger
+from .retention import START_OF_TIME
 from .status import health
 
 PREFIX = "pluggedin_maintenance_"
@@ -48,19 +50,27 @@ def paused_task_names() -> set[str]:
 
 
 def finished_run_counts() -> Counter[tuple[str, str, str]]:
-    """Finished runs per (task, trigger, status): the run log plus the pruned tallies.
+    """Finished runs per (task, trigger, status): the tallies, plus the runs in the log that
+    started after the mark (the last hour or two; see `retention.fold_run_counts`).
 
-    One statement (a UNION), so it reads one snapshot: a prune committing meanwhile moves
-    rows from the log to the tallies without the sum seeing them twice or not at all."""
+    One statement (a UNION reading the mark in a subquery), so it sees one snapshot: a fold
+    committing meanwhile moves runs from the log to the tallies without the sum counting
+    them twice or not at all."""
+    mark = Coalesce(
+        Subquery(RunTallyMark.objects.order_by("pk").values("counted_before")[:1]),
+        Value(START_OF_TIME),
+        output_field=DateTimeField(),
+    )
     in_log = (
-        TaskRun.objects.exclude(status=RunStatus.RUNNING)
+        TaskRun.objects.filter(started_at__gte=mark)
+        .exclude(status=RunStatus.RUNNING)
         .order_by()
         .values_list("task", "trigger", "status")
         .annotate(runs=Count("pk"))
     )
-    pruned = RunTally.objects.order_by().values_list("task", "trigger", "status", "count")
+    tallied = RunTally.objects.order_by().values_list("task", "trigger", "status", "count")
     counts: Counter[tuple[str, str, str]] = Counter()
-    for task, trigger, status, runs in in_log.union(pruned, all=True):
+    for task, trigger, status, runs in in_log.union(tallied, all=True):
         counts[(task, trigger, status)] += runs
     return counts
 

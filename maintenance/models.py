@@ -70,11 +70,14 @@ class TaskRun(models.Model):
 
 
 class RunTally(models.Model):
-    """Finished runs pruned from the run log, counted per task, trigger and status.
+    """Finished runs counted out of the run log, per task, trigger and status.
 
-    Retention folds each batch it deletes into these counts in the same transaction, so
-    `pluggedin_maintenance_runs_total` (tallies plus the finished runs still in the log)
-    never goes backwards. At most one row per (task, trigger, status): a few dozen rows.
+    Runs that started before `RunTallyMark.counted_before` are counted here, the later ones
+    in the log itself; retention moves the mark forward (adding the runs it passes to these
+    counts, in one transaction) and deletes only rows behind it. So
+    `pluggedin_maintenance_runs_total` (tallies plus the log past the mark) never goes
+    backwards, and a scrape counts only the last hours of the log, whatever its size.
+    At most one row per (task, trigger, status): a few dozen rows.
     """
 
     task = models.CharField(max_length=64)
@@ -89,7 +92,19 @@ class RunTally(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.task} {self.trigger} {self.status}: {self.count} pruned"
+        return f"{self.task} {self.trigger} {self.status}: {self.count} counted out of the log"
+
+
+class RunTallyMark(models.Model):
+    """One row: runs that started before `counted_before` are counted in `RunTally`."""
+
+    counted_before = models.DateTimeField()
+
+    class Meta:
+        db_table = "maintenance_run_tally_mark"
+
+    def __str__(self) -> str:
+        return f"runs counted before {self.counted_before:%Y-%m-%d %H:%M:%S}"
 
 
 class TaskLockQuerySet(models.QuerySet):

@@ -225,15 +225,27 @@ def test_runs_total_never_goes_backwards_when_the_run_log_is_pruned(client, cron
     assert runs_total(scrape(client), "pkce_cleanup", "cron", "succeeded") == 8
 
 
-def test_pruning_twice_adds_to_the_same_tallies(settings):
-    old_runs(3)
-    retention.prune_run_log()
-    old_runs(2)
-    retention.prune_run_log()
+def test_each_fold_adds_the_runs_it_passes_to_the_same_tallies(client, cron_secret):
+    now = timezone.now()
+    for minutes in (150, 140, 130, 30, 20):
+        started = now - timedelta(minutes=minutes)
+        TaskRun.objects.create(
+            task="pkce_cleanup", trigger="cron", status="succeeded", started_at=started
+        )
+
+    assert retention.fold_run_counts(now) == 3
+    assert retention.fold_run_counts(now) == 0  # the mark has moved past them
+    assert (
+        scrape(client)["pluggedin_maintenance_runs"][
+            labels(task="pkce_cleanup", trigger="cron", status="succeeded")
+        ]
+        == 5
+    )
+    assert retention.fold_run_counts(now + timedelta(hours=1)) == 2
 
     tally = RunTally.objects.get(task="pkce_cleanup", trigger="cron", status="succeeded")
-    assert tally.count == 5
-    assert RunTally.objects.count() == 1
+    assert tally.count == 5 and RunTally.objects.count() == 1
+    assert runs_total(scrape(client), "pkce_cleanup", "cron", "succeeded") == 5
 
 
 # --- the same figures everywhere, bounded ------------------------------------------------

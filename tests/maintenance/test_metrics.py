@@ -312,3 +312,31 @@ def test_past_the_limit_postgresql_reports_its_estimate(client, cron_secret, set
     ]
 
     assert 2000 <= reported <= 4000  # near the 3000 expired, read from statistics
+
+
+# --- check --deploy -------------------------------------------------------------------------
+
+urlpatterns: list = []  # a project that does not route /metrics (see the `urls` marker)
+
+
+def deploy_warnings() -> set[str]:
+    from django.core import checks
+
+    return {m.id for m in checks.run_checks(include_deployment_checks=True)}
+
+
+def test_check_deploy_warns_when_metrics_is_routed_without_any_token(settings):
+    settings.CRON_SECRET = None
+
+    assert "maintenance.W401" in deploy_warnings()
+    settings.METRICS_TOKEN = METRICS_TOKEN
+    assert "maintenance.W401" not in deploy_warnings()
+    settings.METRICS_TOKEN, settings.CRON_SECRET = None, SECRET
+    assert "maintenance.W401" not in deploy_warnings()
+
+
+@pytest.mark.urls(__name__)
+def test_no_warning_when_metrics_is_not_routed(settings):
+    settings.CRON_SECRET = None
+
+    assert "maintenance.W401" not in deploy_warnings()

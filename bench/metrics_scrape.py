@@ -31,7 +31,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-metrics-token-0123456789abcdef0123"  # noqa: S105 - a throwaway database
@@ -145,65 +144,28 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-# --- database lifecycle -------------------------------------------------------------------
+# --- database lifecycle: the PKCE benchmark's helpers --------------------------------------
 
-
-def split_url(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/")
-
-
-def admin_execute(admin_url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(statement)
-
-
-def create_database(admin_url: str, name: str) -> None:
-    drop_database(admin_url, name)
-    admin_execute(admin_url, f'CREATE DATABASE "{name}"')
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from pkce_cleanup import (  # noqa: E402 - bench/ is this script's import path
+    close_django,
+    create_database,
+    drop_database,
+    split_url,
+    sql,
+)
+from pkce_cleanup import setup_django as migrated_django  # noqa: E402
 
 
 def setup_django(url: str) -> None:
+    """The PKCE benchmark's set-up, with a token and a host the test client may use."""
     os.environ.update(
         {
-            "DATABASE_URL": url,
-            "DEBUG": "false",  # DEBUG keeps every query in memory
-            "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key"),
-            "IN_PROCESS_SCHEDULER": "false",
-            "PLUGGEDIN_ENV_FILE": "",
-            "DJANGO_SETTINGS_MODULE": "pluggedin.settings",
             "ALLOWED_HOSTS": "testserver",
             "CRON_SECRET": TOKEN,
-            "CLOUD_DEPLOY": "true",  # the email task's backlog is counted either way
+            "CLOUD_DEPLOY": "true",  # the email task counts as enabled; its backlog either way
         }
     )
-    sys.path.insert(0, str(ROOT))
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-
-
-def close_django() -> None:
-    if "django.db" in sys.modules:
-        from django.db import connections
-
-        connections.close_all()
-
-
-def sql(statement: str, params: dict | list | None = None) -> list[tuple]:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return cursor.fetchall() if cursor.description else []
+    migrated_django(url)
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -283,6 +245,7 @@ def measure(size: int, args: argparse.Namespace) -> dict:
             call_command("maintenance_status", "--json", stdout=io.StringIO())
 
     print(f"\n{size:,} rows per cleanup table, {args.emails:,} emails, {args.runs:,} runs")
+    print("  load average before timing: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     print(f"  backlog as reported: {backlog()}")
     for kind, statement in EXACT_COUNTS.items():
         started = time.perf_counter()
@@ -316,7 +279,7 @@ def measure(size: int, args: argparse.Namespace) -> dict:
             f"  {label:<28} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  {len(statements)} queries",
             flush=True,
         )
-    return {"size": size, "figures": figures, "ok": ok}
+    return {"size": size, "figures": figures, "ok": ok, "load": os.getloadavg()[0]}
 
 
 def counting(statements: list[str]):
@@ -337,6 +300,7 @@ def print_summary(results: list[dict]) -> None:
                 f"  {result['size']:>11,}  {label:<28} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms"
                 f"  {queries} queries"
             )
+        print(f"  {'':>11}  (1-minute load average after timing: {result['load']:.1f})")
     if results:
         print("  result:", "PASS" if results[-1]["ok"] else "FAIL")
 

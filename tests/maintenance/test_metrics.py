@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -246,6 +247,33 @@ def test_each_fold_adds_the_runs_it_passes_to_the_same_tallies(client, cron_secr
     tally = RunTally.objects.get(task="pkce_cleanup", trigger="cron", status="succeeded")
     assert tally.count == 5 and RunTally.objects.count() == 1
     assert runs_total(scrape(client), "pkce_cleanup", "cron", "succeeded") == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_scrapes_while_the_log_is_counted_out_and_pruned_always_see_every_run(settings):
+    from maintenance.metrics import finished_run_counts
+
+    settings.MAINTENANCE_DELETE_BATCH_SIZE = 50
+    old_runs(400)
+    old_runs(200, status="failed")
+    seen: list[int] = []
+    done = threading.Event()
+
+    def scraper() -> None:
+        while not done.is_set():
+            seen.append(sum(finished_run_counts().values()))
+        connection.close()
+
+    thread = threading.Thread(target=scraper)
+    thread.start()
+    try:
+        assert retention.prune_run_log() == 600
+    finally:
+        done.set()
+        thread.join()
+
+    assert TaskRun.objects.count() == 0
+    assert seen and set(seen) == {600}
 
 
 # --- the same figures everywhere, bounded ------------------------------------------------

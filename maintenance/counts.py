@@ -5,7 +5,10 @@ An exact `count(*)` walks every matching index entry, so it grows with the backl
 bounded count stops after MAINTENANCE_BACKLOG_EXACT_LIMIT rows. Up to the limit the figure
 is exact. Past it, PostgreSQL reports its planner's estimate for the same query (from the
 table statistics, kept fresh by autovacuum; never below the limit), which follows a
-backlog's growth without reading it; other databases report the limit itself.
+backlog's growth without reading it; other databases report the limit itself. An
+estimate is an order of magnitude, not a count: where the filter combines correlated
+columns (due emails: status and due date) the planner, which takes them as independent,
+can be off by a factor of two or more.
 """
 
 from __future__ import annotations

@@ -13,13 +13,14 @@ never sees a counter jump or go backwards. Families, each labelled by `task`:
 - `pluggedin_maintenance_runs_total` (counter; `trigger`, `status`): finished runs, skips
   included; runs counted out of the log stay counted through `RunTally` (`retention.py`)
 - `pluggedin_maintenance_healthy` (1/0, as the status endpoint's `healthy`)
-- `pluggedin_maintenance_paused` (1/0)
+- `pluggedin_maintenance_paused` (1/0, a pause in `maintenance_task_pauses` in force)
 - `pluggedin_maintenance_backlog` (gauge; `kind`): each task's declared backlog, bounded
   (`counts.py`)
 
 A scrape is a fixed number of queries whatever the table sizes: one for the latest runs
-(indexed), one for the run counts (a few dozen tallies plus the last hour or two of the
-log, through its `started_at` index), and the bounded backlog counts.
+(indexed), one for the pauses in force, one for the run counts (a few dozen tallies plus
+the last hour or two of the log, through its `started_at` index), and the bounded backlog
+counts.
 """
 
 from __future__ import annotations
@@ -34,19 +35,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
-from . import registry
+from . import pauses, registry
 from .models import RunStatus, RunTally, RunTallyMark, TaskRun, Trigger
 from .retention import START_OF_TIME
 from .status import health
 
 PREFIX = "pluggedin_maintenance_"
 FINISHED = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED]
-
-
-def paused_task_names() -> set[str]:
-    """The tasks paused now. Pause and resume (`maintenance_task_pauses`) are built on
-    another branch; until they are wired in here, no task reads as paused."""
-    return set()
 
 
 def finished_run_counts() -> Counter[tuple[str, str, str]]:
@@ -99,7 +94,7 @@ class MaintenanceCollector:
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
         tasks = registry.all_tasks()
-        paused = paused_task_names()
+        paused = pauses.pauses_in_force(now)
         runs = finished_run_counts()
         outcomes = last_outcomes([task.name for task in tasks])
         family = _Families()
@@ -119,9 +114,10 @@ class MaintenanceCollector:
             )
             if latest is not None:
                 family.duration.add_metric([task.name], latest.duration_ms / 1000)
-            healthy, _, _ = health(task, task.blocked_reason(), success, now)
+            pause = paused.get(task.name)
+            healthy, _, _ = health(task, task.blocked_reason(), success, now, pause)
             family.healthy.add_metric([task.name], 1 if healthy else 0)
-            family.paused.add_metric([task.name], 1 if task.name in paused else 0)
+            family.paused.add_metric([task.name], 0 if pause is None else 1)
             for kind, count in task.pending().items():
                 family.backlog.add_metric([task.name, kind], count)
             # Every trigger and finished status from zero, so rate() and increase() see a

@@ -126,6 +126,21 @@ def test_declared_tasks_with_schedule_interval_health_pause_and_backlog(client, 
     assert runs_total(figures, "pkce_cleanup", "cron", "succeeded") == 0
 
 
+def test_a_paused_task_reads_paused_and_healthy_until_resumed(client, cron_secret):
+    from maintenance import pauses
+
+    pauses.pause("pkce_cleanup", "incident INC-7", "cli:ann")
+    figures = scrape(client)
+
+    assert figures["pluggedin_maintenance_paused"][labels(task="pkce_cleanup")] == 1
+    assert figures["pluggedin_maintenance_paused"][labels(task="scheduled_emails")] == 0
+    assert figures["pluggedin_maintenance_healthy"][labels(task="pkce_cleanup")] == 1
+    pauses.resume("pkce_cleanup", "cli:ann")
+    figures = scrape(client)
+    assert figures["pluggedin_maintenance_paused"][labels(task="pkce_cleanup")] == 0
+    assert figures["pluggedin_maintenance_healthy"][labels(task="pkce_cleanup")] == 0
+
+
 def test_schedule_label_follows_the_setting_in_force(client, cron_secret, settings):
     settings.PKCE_CLEANUP_CRON = "*/5 * * * *"
     settings.PKCE_CLEANUP_INTERVAL_SECONDS = "300"

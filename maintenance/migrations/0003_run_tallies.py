@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('maintenance', '0001_initial'),
+        ('maintenance', '0002_task_pauses'),
     ]
 
     operations = [

@@ -182,7 +182,10 @@ maintenance_settings = AppSettings(
         ),
         "ENV_FILE": Setting("", "The .env file the settings read (what cron jobs see)."),
         "METRICS_TOKEN": Setting(
-            None, "Bearer secret of GET /metrics; unset falls back to CRON_SECRET."
+            None,
+            "Bearer secret of GET /metrics; unset falls back to CRON_SECRET.",
+            header_token,
+            secret=True,
         ),
         "MAINTENANCE_BACKLOG_EXACT_LIMIT": Setting(
             10_000,
@@ -193,7 +196,7 @@ maintenance_settings = AppSettings(
         "SENTRY_CHECKIN_MARGIN_MINUTES": Setting(
             None,
             "Sentry Crons checkin_margin of every task; unset: each task's interval in force.",
-            lambda value: None if value is None else whole_number(1)(value),
+            lambda value: None if value is None else whole_number(1, 40_320)(value),
         ),
     }
 )

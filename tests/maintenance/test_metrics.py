@@ -383,3 +383,14 @@ def test_no_warning_when_metrics_is_not_routed(settings):
     settings.CRON_SECRET = None
 
     assert "maintenance.W401" not in deploy_warnings()
+
+
+def test_a_metrics_token_no_client_can_send_is_refused_without_showing_it(settings):
+    from django.core import checks
+
+    settings.METRICS_TOKEN = "two words"
+
+    errors = [m for m in checks.run_checks() if m.id == "maintenance.E001"]
+
+    assert any("METRICS_TOKEN" in m.msg for m in errors)
+    assert not any("two words" in m.msg for m in errors)

@@ -40,10 +40,11 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## Both benchmarks (PostgreSQL on 127.0.0.1:5432; they create and drop their own databases).
+## The benchmarks (PostgreSQL on 127.0.0.1:5432; they create and drop their own databases).
 bench: install
 	$(PY) bench/pkce_cleanup.py
 	$(PY) bench/emails_throughput.py
+	$(PY) bench/metrics_scrape.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

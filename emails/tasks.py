@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from maintenance.counts import bounded_count
 from maintenance.registry import Option, Task, positive, register
 
 from .conf import email_settings
@@ -19,9 +20,10 @@ def cloud_only() -> str | None:
 
 
 def email_backlog() -> dict[str, int]:
+    """Counted up to MAINTENANCE_BACKLOG_EXACT_LIMIT, estimated past it (`bounded_count`)."""
     return {
-        "due_emails": ScheduledEmail.objects.due().count(),
-        "failed_emails": ScheduledEmail.objects.failed().count(),
+        "due_emails": bounded_count(ScheduledEmail.objects.due()),
+        "failed_emails": bounded_count(ScheduledEmail.objects.failed()),
     }
 
 

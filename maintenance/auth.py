@@ -1,8 +1,9 @@
-"""The one Bearer-token check in front of every task endpoint.
+"""The one Bearer-token check in front of every token-checked endpoint.
 
-It fails closed (no CRON_SECRET means the endpoints are shut), compares in constant time,
-and touches nothing but the request headers and settings, so a rejected caller never
-costs a database query.
+It fails closed (no secret configured means the endpoint is shut), compares in constant
+time, and touches nothing but the request headers and settings, so a rejected caller
+never costs a database query. The task and status endpoints take `CRON_SECRET`;
+`/metrics` takes `METRICS_TOKEN`, else `CRON_SECRET` (`METRICS_SECRETS`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from django.http import HttpRequest
 
 from .conf import maintenance_settings
 
+TASK_SECRETS = ("CRON_SECRET",)
+METRICS_SECRETS = ("METRICS_TOKEN", "CRON_SECRET")
+
 
 class Verdict(enum.Enum):
     ALLOWED = "allowed"
-    NO_SECRET = "no_secret"  # noqa: S105 - CRON_SECRET is unset: endpoints closed
+    NO_SECRET = "no_secret"  # noqa: S105 - no secret configured: endpoint closed
     NO_HEADER = "no_header"  # no Authorization header at all
     DENIED = "denied"  # header malformed or token wrong
 
@@ -30,8 +34,14 @@ def bearer_token(header: str) -> str | None:
     return token
 
 
-def check_bearer(request: HttpRequest) -> Verdict:
-    secret = maintenance_settings.CRON_SECRET
+def configured_secret(names: tuple[str, ...]) -> str | None:
+    """The first of the settings `names` that is set, or None when none is."""
+    return next((value for name in names if (value := getattr(maintenance_settings, name))), None)
+
+
+def check_bearer(request: HttpRequest, secrets: tuple[str, ...] = TASK_SECRETS) -> Verdict:
+    """The request's `Authorization` against the first of the settings `secrets` set."""
+    secret = configured_secret(secrets)
     header = request.META.get("HTTP_AUTHORIZATION")
     if not secret:
         return Verdict.NO_SECRET

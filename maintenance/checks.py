@@ -46,6 +46,29 @@ W005 = Warning(
 )
 
 
+W401 = Warning(
+    "/metrics is routed but neither METRICS_TOKEN nor CRON_SECRET is set, so it answers 503 "
+    "and Prometheus sees the target down.",
+    hint="Set METRICS_TOKEN to at least 32 random characters (or rely on CRON_SECRET) and "
+    "send it from the scrape config as `authorization: {credentials: ...}`.",
+    id="maintenance.W401",
+)
+
+
+@register(Tags.security, deploy=True)
+def check_metrics_token_set(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    from django.urls import Resolver404, resolve
+
+    from .auth import METRICS_SECRETS, configured_secret
+    from .views import metrics
+
+    try:
+        routed = resolve("/metrics").func is metrics
+    except Resolver404:
+        routed = False
+    return [W401] if routed and not configured_secret(METRICS_SECRETS) else []
+
+
 @register(Tags.security, deploy=True)
 def check_cron_secret_set(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     return [] if maintenance_settings.CRON_SECRET else [W001]

@@ -181,5 +181,22 @@ maintenance_settings = AppSettings(
             5.0, "Timeout of one heartbeat ping.", positive_number
         ),
         "ENV_FILE": Setting("", "The .env file the settings read (what cron jobs see)."),
+        "METRICS_TOKEN": Setting(
+            None,
+            "Bearer secret of GET /metrics; unset falls back to CRON_SECRET.",
+            header_token,
+            secret=True,
+        ),
+        "MAINTENANCE_BACKLOG_EXACT_LIMIT": Setting(
+            10_000,
+            "Backlogs are counted exactly up to this many rows; past it, PostgreSQL's "
+            "planner estimate (other databases: the limit).",
+            whole_number(1),
+        ),
+        "SENTRY_CHECKIN_MARGIN_MINUTES": Setting(
+            None,
+            "Sentry Crons checkin_margin of every task; unset: each task's interval in force.",
+            lambda value: None if value is None else whole_number(1, 40_320)(value),
+        ),
     }
 )

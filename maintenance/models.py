@@ -69,6 +69,44 @@ class TaskRun(models.Model):
         return f"{self.task} #{self.pk} ({self.status})"
 
 
+class RunTally(models.Model):
+    """Finished runs counted out of the run log, per task, trigger and status.
+
+    Runs that started before `RunTallyMark.counted_before` are counted here, the later ones
+    in the log itself; retention moves the mark forward (adding the runs it passes to these
+    counts, in one transaction) and deletes only rows behind it. So
+    `pluggedin_maintenance_runs_total` (tallies plus the log past the mark) never goes
+    backwards, and a scrape counts only the last hours of the log, whatever its size.
+    At most one row per (task, trigger, status): a few dozen rows.
+    """
+
+    task = models.CharField(max_length=64)
+    trigger = models.CharField(max_length=16)
+    status = models.CharField(max_length=16)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        db_table = "maintenance_run_tallies"
+        constraints = [
+            models.UniqueConstraint(fields=["task", "trigger", "status"], name="run_tally_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.trigger} {self.status}: {self.count} counted out of the log"
+
+
+class RunTallyMark(models.Model):
+    """One row: runs that started before `counted_before` are counted in `RunTally`."""
+
+    counted_before = models.DateTimeField()
+
+    class Meta:
+        db_table = "maintenance_run_tally_mark"
+
+    def __str__(self) -> str:
+        return f"runs counted before {self.counted_before:%Y-%m-%d %H:%M:%S}"
+
+
 class TaskLockQuerySet(models.QuerySet):
     def take_over_expired(self, task: str, owner: str, until: datetime) -> bool:
         updated = self.filter(task=task, expires_at__lt=timezone.now()).update(

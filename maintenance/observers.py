@@ -1,5 +1,5 @@
-"""Who hears about a run that took its task: heartbeat pings today, and any monitor that
-follows runs (check-ins, ...). The runner calls `notify_started` once the run is recorded
+"""Who hears about a run that took its task: heartbeat pings (`heartbeat.py`) and Sentry
+Crons check-ins (`checkins.py`). The runner calls `notify_started` once the run is recorded
 and `notify_finished` with its outcome; skipped runs notify nobody. An observer is an
 onlooker: whatever it raises is logged and never changes the run's outcome.
 """
@@ -26,9 +26,10 @@ class RunObserver(Protocol):
 
 
 def observers() -> list[RunObserver]:
+    from .checkins import SENTRY_CHECKINS
     from .heartbeat import HEARTBEATS
 
-    return [HEARTBEATS]
+    return [HEARTBEATS, SENTRY_CHECKINS]
 
 
 def notify_started(task: Task, run: TaskRun) -> None:

@@ -59,6 +59,26 @@ def pause_summary(pause: TaskPause | None) -> dict[str, Any]:
     }
 
 
+def health(
+    task: registry.Task,
+    blocked: str | None,
+    last_success: TaskRun | None,
+    now: datetime,
+    pause: TaskPause | None = None,
+) -> tuple[bool, str | None, datetime | None]:
+    """(healthy, problem, next due) of `task`, for status and `/metrics` alike."""
+    allowed_gap = task.every * STALE_FACTOR
+    if pause is not None:
+        return True, None, pause.paused_until
+    if blocked:
+        return True, None, None
+    if last_success is None:
+        return False, "has never succeeded", now
+    healthy = now - last_success.started_at <= allowed_gap
+    problem = None if healthy else f"no success in the last {_duration(allowed_gap)}"
+    return healthy, problem, last_success.started_at + task.every
+
+
 def task_status(
     task: registry.Task,
     now: datetime | None = None,
@@ -70,17 +90,7 @@ def task_status(
     blocked = task.blocked_reason()
     last_run = TaskRun.objects.last_run(task.name)
     last_success = TaskRun.objects.last_success(task.name)
-    allowed_gap = task.every * STALE_FACTOR
-    if pause is not None:
-        healthy, problem, next_due = True, None, pause.paused_until
-    elif blocked:
-        healthy, problem, next_due = True, None, None
-    elif last_success is None:
-        healthy, problem, next_due = False, "has never succeeded", now
-    else:
-        healthy = now - last_success.started_at <= allowed_gap
-        problem = None if healthy else f"no success in the last {_duration(allowed_gap)}"
-        next_due = last_success.started_at + task.every
+    healthy, problem, next_due = health(task, blocked, last_success, now, pause)
     return {
         "task": task.name,
         "description": task.description,
@@ -106,7 +116,11 @@ def _pause_warning(pause: TaskPause | None, now: datetime) -> str | None:
 
 
 def backlog() -> dict[str, int]:
-    """Every task's waiting work, merged, by kind (`expired_pkce_states`, `due_emails`)."""
+    """Every task's waiting work, merged, by kind (`expired_pkce_states`, `due_emails`).
+
+    Each count is bounded (`maintenance/counts.py`): exact up to
+    MAINTENANCE_BACKLOG_EXACT_LIMIT rows, estimated past it, so status costs the same at
+    any table size."""
     counts: dict[str, int] = {}
     for task in registry.all_tasks():
         counts.update(task.pending())

@@ -1,12 +1,12 @@
-"""Every task's HTTP endpoint, at the `path` its declaration names, plus status and
-health: a declared task needs no URL conf of its own."""
+"""Every task's HTTP endpoint, at the `path` its declaration names, plus status, metrics
+and health: a declared task needs no URL conf of its own."""
 
 from __future__ import annotations
 
 from django.urls import URLPattern, path
 
 from . import registry
-from .views import TaskView, healthz, status
+from .views import TaskView, healthz, metrics, status
 
 
 def task_patterns() -> list[URLPattern]:
@@ -20,5 +20,6 @@ def task_patterns() -> list[URLPattern]:
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/maintenance/status", status, name="maintenance-status"),
+    path("metrics", metrics, name="metrics"),
     *task_patterns(),
 ]

@@ -1,4 +1,5 @@
-"""HTTP front doors: one token-checked view class for every task, and `/healthz`."""
+"""HTTP front doors: one token-checked view class for every task, status, `/metrics` and
+`/healthz`."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, JsonResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from . import registry
-from .auth import Verdict, check_bearer
+from .auth import METRICS_SECRETS, Verdict, check_bearer
+from .metrics import exposition
 from .models import Trigger
 from .registry import BadOption
 from .runner import run_task
@@ -100,6 +102,24 @@ def status(request: HttpRequest) -> JsonResponse:
     except DatabaseError:
         body = {"healthy": False, "error": "database unavailable"}
     return JsonResponse(body, status=200 if body["healthy"] else 503)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "HEAD"])
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus scrape target (Bearer METRICS_TOKEN, else CRON_SECRET); 503 when neither
+    is set or the database does not answer, so `up` drops and the target-down alert fires."""
+    verdict = check_bearer(request, METRICS_SECRETS)
+    if verdict is Verdict.NO_SECRET:
+        error = "Neither METRICS_TOKEN nor CRON_SECRET is set on the server; /metrics is closed."
+        return JsonResponse({"success": False, "error": error}, status=503)
+    if verdict is not Verdict.ALLOWED:
+        return unauthorized()
+    try:
+        body, content_type = exposition(request.headers.get("Accept", ""))
+    except DatabaseError:
+        return JsonResponse({"success": False, "error": "database unavailable"}, status=503)
+    return HttpResponse(body, content_type=content_type)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

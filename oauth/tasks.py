@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.db import models
 
+from maintenance.counts import bounded_count
 from maintenance.registry import DRY_RUN, Task, register
 
 from .models import OAuthSession, PKCEState
@@ -43,7 +44,7 @@ PKCE_CLEANUP = register(
         order=10,
         run_at_startup=True,
         options=(DRY_RUN,),
-        backlog=lambda: {"expired_pkce_states": PKCEState.objects.expired().count()},
+        backlog=lambda: {"expired_pkce_states": bounded_count(PKCEState.objects.expired())},
     )
 )
 
@@ -61,6 +62,6 @@ OAUTH_SESSION_CLEANUP = register(
         order=30,
         run_at_startup=True,
         options=(DRY_RUN,),
-        backlog=lambda: {"expired_oauth_sessions": OAuthSession.objects.expired().count()},
+        backlog=lambda: {"expired_oauth_sessions": bounded_count(OAuthSession.objects.expired())},
     )
 )

@@ -195,6 +195,7 @@ vars().update(
     _env_settings(
         {
             "CRON_SECRET": str,
+            "METRICS_TOKEN": str,
             "IN_PROCESS_SCHEDULER": bool,
             "CLOUD_DEPLOY": bool,
             "ENABLE_WELCOME_EMAILS": bool,
@@ -205,6 +206,8 @@ vars().update(
             "MAINTENANCE_LOCK_LEASE_SECONDS": int,
             "MAINTENANCE_RUN_RETENTION_DAYS": int,
             "MAINTENANCE_HEARTBEAT_TIMEOUT_SECONDS": float,
+            "MAINTENANCE_BACKLOG_EXACT_LIMIT": int,
+            "SENTRY_CHECKIN_MARGIN_MINUTES": int,
             "SCHEDULED_EMAILS_MAX_ATTEMPTS": int,
             "SCHEDULED_EMAILS_BACKOFF_SECONDS": int,
             "SCHEDULED_EMAILS_MAX_LATENESS_HOURS": int,
@@ -316,6 +319,18 @@ _ANYMAIL = _anymail()
 if _ANYMAIL:
     ANYMAIL = _ANYMAIL
 
+
+# --- Sentry (errors, and Crons check-ins for every task run: maintenance/checkins.py) ---
+# Off unless SENTRY_DSN is set. Default PII scrubbing; no performance tracing.
+SENTRY_DSN = env.str("SENTRY_DSN", default="").strip()
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default="") or None,
+        send_default_pii=False,
+    )
 
 # --- Logging ---
 

@@ -1,0 +1,173 @@
+"""`GET /metrics`: every task's runs, health and backlog in the Prometheus text format.
+
+A custom `prometheus_client` collector reads the figures from the database on each scrape
+(the run log, its pruned tallies and the backlog counts), never from process memory, so
+every gunicorn worker and every host answers the same, and a scrape balanced across them
+never sees a counter jump or go backwards. Families, each labelled by `task`:
+
+- `pluggedin_maintenance_task_info` (gauge 1; `schedule`, `interval_seconds`)
+- `pluggedin_maintenance_last_success_timestamp_seconds`,
+  `pluggedin_maintenance_last_failure_timestamp_seconds` (the run's `finished_at`; no
+  sample for a task that never succeeded / never failed)
+- `pluggedin_maintenance_last_run_duration_seconds` (the latest run that took the task)
+- `pluggedin_maintenance_runs_total` (counter; `trigger`, `status`): finished runs, skips
+  included; runs counted out of the log stay counted through `RunTally` (`retention.py`)
+- `pluggedin_maintenance_healthy` (1/0, as the status endpoint's `healthy`)
+- `pluggedin_maintenance_paused` (1/0, a pause in `maintenance_task_pauses` in force)
+- `pluggedin_maintenance_backlog` (gauge; `kind`): each task's declared backlog, bounded
+  (`counts.py`)
+
+A scrape is a fixed number of queries whatever the table sizes: one for the latest runs
+(indexed), one for the pauses in force, one for the run counts (a few dozen tallies plus
+the last hour or two of the log, through its `started_at` index), and the bounded backlog
+counts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+from django.db.models import Count, DateTimeField, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import CollectorRegistry
+
+from . import pauses, registry
+from .models import RunStatus, RunTally, RunTallyMark, TaskRun, Trigger
+from .retention import START_OF_TIME
+from .status import health
+
+PREFIX = "pluggedin_maintenance_"
+FINISHED = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED]
+
+
+def finished_run_counts() -> Counter[tuple[str, str, str]]:
+    """Finished runs per (task, trigger, status): the tallies, plus the runs in the log that
+    started after the mark (the last hour or two; see `retention.fold_run_counts`).
+
+    One statement (a UNION reading the mark in a subquery), so it sees one snapshot: a fold
+    committing meanwhile moves runs from the log to the tallies without the sum counting
+    them twice or not at all."""
+    mark = Coalesce(
+        Subquery(RunTallyMark.objects.order_by("pk").values("counted_before")[:1]),
+        Value(START_OF_TIME),
+        output_field=DateTimeField(),
+    )
+    in_log = (
+        TaskRun.objects.filter(started_at__gte=mark)
+        .exclude(status=RunStatus.RUNNING)
+        .order_by()
+        .values_list("task", "trigger", "status")
+        .annotate(runs=Count("pk"))
+    )
+    tallied = RunTally.objects.order_by().values_list("task", "trigger", "status", "count")
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for task, trigger, status, runs in in_log.union(tallied, all=True):
+        counts[(task, trigger, status)] += runs
+    return counts
+
+
+def last_outcomes(tasks: list[str]) -> dict[tuple[str, str], TaskRun]:
+    """The latest succeeded and the latest failed run of each task, by (task, status), in
+    one statement: a scalar subquery per pair, each one step down the run log's
+    (task, status, started_at) index."""
+    latest = [
+        Subquery(
+            TaskRun.objects.filter(task=task, status=status)
+            .order_by("-started_at", "-id")
+            .values("pk")[:1]
+        )
+        for task in tasks
+        for status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
+    ]
+    if not latest:
+        return {}
+    return {(run.task, run.status): run for run in TaskRun.objects.filter(pk__in=latest)}
+
+
+class MaintenanceCollector:
+    """Reads the families above from the database on each `collect()`."""
+
+    def collect(self) -> Iterator[Metric]:
+        now = timezone.now()
+        tasks = registry.all_tasks()
+        paused = pauses.pauses_in_force(now)
+        runs = finished_run_counts()
+        outcomes = last_outcomes([task.name for task in tasks])
+        family = _Families()
+        for task in tasks:
+            family.info.add_metric(
+                [task.name, task.schedule, str(int(task.every.total_seconds()))], 1
+            )
+            success = outcomes.get((task.name, RunStatus.SUCCEEDED))
+            failure = outcomes.get((task.name, RunStatus.FAILED))
+            for run, gauge in ((success, family.last_success), (failure, family.last_failure)):
+                if run is not None and run.finished_at is not None:
+                    gauge.add_metric([task.name], run.finished_at.timestamp())
+            latest = max(
+                (run for run in (success, failure) if run and run.duration_ms is not None),
+                key=lambda run: (run.started_at, run.pk),
+                default=None,
+            )
+            if latest is not None:
+                family.duration.add_metric([task.name], latest.duration_ms / 1000)
+            pause = paused.get(task.name)
+            healthy, _, _ = health(task, task.blocked_reason(), success, now, pause)
+            family.healthy.add_metric([task.name], 1 if healthy else 0)
+            family.paused.add_metric([task.name], 0 if pause is None else 1)
+            for kind, count in task.pending().items():
+                family.backlog.add_metric([task.name, kind], count)
+            # Every trigger and finished status from zero, so rate() and increase() see a
+            # series before its first increment; plus any other value the log holds.
+            pairs = {(trigger, status) for trigger in Trigger.values for status in FINISHED}
+            pairs |= {(trigger, status) for name, trigger, status in runs if name == task.name}
+            for trigger, status in sorted(pairs):
+                family.runs.add_metric(
+                    [task.name, trigger, status], runs[task.name, trigger, status]
+                )
+        yield from family.all()
+
+
+class _Families:
+    def __init__(self) -> None:
+        self.info = _gauge("task_info", "Declared task (always 1).", "schedule", "interval_seconds")
+        self.last_success = _gauge(
+            "last_success_timestamp_seconds", "Finish time of the task's last successful run."
+        )
+        self.last_failure = _gauge(
+            "last_failure_timestamp_seconds", "Finish time of the task's last failed run."
+        )
+        self.duration = _gauge(
+            "last_run_duration_seconds", "Duration of the task's last run that took the task."
+        )
+        self.runs = CounterMetricFamily(
+            PREFIX + "runs_total",
+            "Finished runs of the task (skips included), by trigger and status.",
+            labels=["task", "trigger", "status"],
+        )
+        self.healthy = _gauge(
+            "healthy", "1 when the task succeeded within twice its interval (or is disabled here)."
+        )
+        self.paused = _gauge("paused", "1 while the task is paused.")
+        self.backlog = _gauge("backlog", "Work waiting for the task, by kind.", "kind")
+
+    def all(self) -> list[Metric]:
+        return list(vars(self).values())
+
+
+def _gauge(name: str, documentation: str, *labels: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(PREFIX + name, documentation, labels=["task", *labels])
+
+
+METRICS_REGISTRY = CollectorRegistry(auto_describe=False)
+METRICS_REGISTRY.register(MaintenanceCollector())
+
+
+def exposition(accept: str) -> tuple[bytes, str]:
+    """The scrape body in the format the `Accept` header asks for, and its content type."""
+    encode: Callable[[CollectorRegistry], bytes]
+    encode, content_type = choose_encoder(accept)
+    return encode(METRICS_REGISTRY), content_type

@@ -152,3 +152,19 @@ class EmailPreference(models.Model):
     def __str__(self) -> str:
         state = "opted out" if self.onboarding_opt_out else "subscribed"
         return f"user {self.user_id}: onboarding {state}"
+
+
+class SendRate(models.Model):
+    """The pace `EMAIL_SEND_RATE` sets for every runner on every host: one row holding the
+    next free send slot (see `emails/send_rate.py`)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    next_slot = models.FloatField(
+        default=0.0, help_text="Unix time (database clock) from which the next send may go."
+    )
+
+    class Meta:
+        db_table = "email_send_rate"
+
+    def __str__(self) -> str:
+        return f"next send slot at {self.next_slot:.3f}"

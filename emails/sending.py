@@ -4,13 +4,16 @@ Each batch is claimed (see `claims.py`), then sent message by message over a sin
 connection by a `BatchSender` (`batch_sender.py`), each outcome recorded as soon as it is
 known. When the SMTP server cannot be reached, the claimed rows are backed off (the
 attempt counts) and the run stops instead of hammering a server that is down; nothing is
-marked sent.
+marked sent, and the run fails (`TaskFailed`) with the counts of what did go out. A reply
+refusing one message is that message's failure, never the run's.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
+
+from maintenance.runner import TaskFailed
 
 from . import claims
 from .batch_sender import BatchSender, SmtpUnavailable
@@ -23,31 +26,29 @@ def process_scheduled_emails(
 ) -> dict[str, int]:
     """Send due onboarding emails: at most `limit`, for at most about `max_seconds`.
 
-    Returns `sent`, `failed` (attempts that failed this run, retried later or given up),
-    `cancelled` (opted out, deactivated, too late) and `remaining` (due or in flight after
-    the run). `now` pins the clock, for tests.
+        Returns `sent`, `failed` (attempts that failed this run, retried later or given up),
+        `cancelled` (opted out, deactivated, too late) and `remaining` (due or in flight after
+        the run). `now` pins the clock, for tests. Raises `TaskFailed`, carrying the same counts,
+    when the SMTP server cannot be reached.
     """
     limit = limit or email_settings.SCHEDULED_EMAILS_LIMIT
     budget = max_seconds or email_settings.SCHEDULED_EMAILS_MAX_SECONDS
     sender = BatchSender(deadline=time.monotonic() + budget, now=now)
     sender.counts.cancelled = cancel_unsendable(sender.now())
     claimed = 0
-    while claimed < limit and time.monotonic() < sender.deadline:
-        size = min(email_settings.SCHEDULED_EMAILS_BATCH_SIZE, limit - claimed)
+    while claimed < limit and time.monotonic() < sender.deadline and not sender.stopped:
+        size = sender.batch_size(limit - claimed)
+        claimed_at = time.monotonic()
         batch = claims.claim(size, sender.now())
         if not batch:
             break
         claimed += len(batch)
         try:
-            sender.send(batch)
-        except SmtpUnavailable:
-            break
-    return {
-        "sent": sender.counts.sent,
-        "failed": sender.counts.failed,
-        "cancelled": sender.counts.cancelled,
-        "remaining": remaining(now),
-    }
+            sender.send(batch, claimed_at=claimed_at)
+        except SmtpUnavailable as outage:
+            counts = {**sender.counts.as_dict(), "remaining": remaining(now)}
+            raise TaskFailed(str(outage), counts) from outage
+    return {**sender.counts.as_dict(), "remaining": remaining(now)}
 
 
 def cancel_unsendable(now: datetime) -> int:

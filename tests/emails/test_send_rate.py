@@ -1,0 +1,130 @@
+"""`EMAIL_SEND_RATE`: one pace for all runners, measured where it counts, at the server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+
+import pytest
+from django.db import connections
+
+from emails.sending import process_scheduled_emails
+from tests.factories import make_due, statuses
+from tests.processes import manage
+from tests.smtp_server import Recorder, SmtpServer
+
+
+class Clocked(Recorder):
+    """Notes when each message's data arrived, on the server's clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: list[float] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.arrivals.append(time.monotonic())
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def clocked_server(settings):
+    server = SmtpServer()
+    server.recorder = Clocked()
+    server.start()
+    server.point(settings)
+    yield server
+    server.stop()
+
+
+def busiest_second(arrivals: list[float]) -> int:
+    """The most messages that arrived within any one second (a window of 1.0 s, both ends
+    included)."""
+    times = sorted(arrivals)
+    return max(sum(1 for t in times[i:] if t - start <= 1.0) for i, start in enumerate(times))
+
+
+def achieved_rate(arrivals: list[float]) -> float:
+    times = sorted(arrivals)
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+SERVICE = (
+    "import json; from emails.sending import process_scheduled_emails; "
+    "print(json.dumps(process_scheduled_emails()))"
+)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_four_concurrent_runners_together_keep_to_the_rate(transactional_db, clocked_server):
+    """Four processes each call the sending service directly (no task lock in front, as
+    if sending ran in parallel): together they stay within the rate and use it."""
+    rate = 20
+    make_due(160)
+    env = {"EMAIL_URL": clocked_server.url, "EMAIL_SEND_RATE": str(rate), "LOG_LEVEL": "ERROR"}
+
+    runners = [manage("shell", "-c", SERVICE, **env) for _ in range(4)]
+    results = []
+    for runner in runners:
+        stdout, stderr = runner.communicate(timeout=120)
+        assert runner.returncode == 0, stderr
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+
+    assert sum(result["sent"] for result in results) == 160
+    assert sum(1 for result in results if result["sent"]) >= 2  # they really shared it
+    assert set(clocked_server.received().values()) == {1}
+    arrivals = clocked_server.recorder.arrivals
+    assert busiest_second(arrivals) <= rate
+    assert achieved_rate(arrivals) >= 0.9 * rate
+
+
+def test_one_runner_keeps_to_the_rate_and_reaches_it(db, clocked_server, settings):
+    settings.EMAIL_SEND_RATE = 10
+    make_due(25)
+
+    assert process_scheduled_emails()["sent"] == 25
+
+    arrivals = clocked_server.recorder.arrivals
+    assert busiest_second(arrivals) <= 10
+    assert achieved_rate(arrivals) >= 9
+
+
+def test_unset_means_unlimited(db, clocked_server):
+    make_due(30)
+    assert process_scheduled_emails()["sent"] == 30
+    assert busiest_second(clocked_server.recorder.arrivals) > 20
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_runners_waiting_for_their_turn_do_not_outlive_their_leases(
+    transactional_db, clocked_server, settings
+):
+    """At 2 messages a second shared by three runners with a 2-second lease, a runner
+    that held a big batch would still be sending after its lease lapsed, and another
+    runner would take and send the same emails again."""
+    settings.EMAIL_SEND_RATE = 2
+    settings.SCHEDULED_EMAILS_LEASE_SECONDS = 2
+    settings.SCHEDULED_EMAILS_BATCH_SIZE = 100
+    make_due(12)
+    start = threading.Barrier(3)
+    results: list = []
+
+    def runner() -> None:
+        try:
+            start.wait()
+            results.append(process_scheduled_emails())
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=runner) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert Counter(clocked_server.received().values()) == {1: 12}
+    assert statuses() == {"sent": 12}
+    assert sum(result["sent"] for result in results) == 12

@@ -11,4 +11,5 @@ class EmailsConfig(AppConfig):
             checks,  # noqa: F401 - registers the system checks
             signals,  # noqa: F401 - schedules the onboarding series for new users
             tasks,  # noqa: F401 - declares the scheduled_emails task
+            tracking,  # noqa: F401 - acts on the ESPs' delivery events (anymail's signal)
         )

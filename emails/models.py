@@ -1,5 +1,6 @@
-"""Onboarding emails waiting to be sent (`scheduled_emails`) and per-user opt-outs
-(`email_preferences`).
+"""Onboarding emails waiting to be sent (`scheduled_emails`), per-user opt-outs
+(`email_preferences`), addresses never to be mailed again (`email_suppressions`) and the
+delivery events ESPs report through their webhooks (`email_events`).
 
 A row's life: `pending` until due, `sending` while a runner holds its lease, then `sent`,
 `failed` (attempts exhausted, error kept) or `cancelled` (opted out, user gone, too late).
@@ -14,7 +15,8 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 
@@ -55,11 +57,14 @@ class ScheduledEmailQuerySet(models.QuerySet):
         return self.filter(status=EmailStatus.PENDING, scheduled_for__lt=cutoff)
 
     def of_unreachable_users(self) -> ScheduledEmailQuerySet:
-        """Pending rows whose user opted out, was deactivated or has no address."""
+        """Pending rows whose user opted out, was deactivated, has no address or an
+        address on the suppression list."""
+        suppressed = EmailSuppression.objects.filter(address=Lower(OuterRef("user__email")))
         return self.filter(status=EmailStatus.PENDING).filter(
             Q(user__email_preference__onboarding_opt_out=True)
             | Q(user__is_active=False)
             | Q(user__email="")
+            | Exists(suppressed)
         )
 
     def cancel(self, error: str = "") -> int:
@@ -152,6 +157,80 @@ class EmailPreference(models.Model):
     def __str__(self) -> str:
         state = "opted out" if self.onboarding_opt_out else "subscribed"
         return f"user {self.user_id}: onboarding {state}"
+
+
+def normalize_address(address: str) -> str:
+    """The form addresses are stored and compared in: trimmed and lower-case."""
+    return address.strip().lower()
+
+
+class EmailSuppressionQuerySet(models.QuerySet):
+    def of_address(self, address: str) -> EmailSuppressionQuerySet:
+        return self.filter(address=normalize_address(address))
+
+
+class EmailSuppression(models.Model):
+    """An address nothing is sent to again: it bounced for good, was rejected, complained,
+    or an admin put it here. Stored lower-case, so lookups are case-insensitive."""
+
+    address = models.CharField(max_length=254, unique=True)
+    reason = models.CharField(max_length=500)
+    event = models.CharField(
+        max_length=32, blank=True, default="", help_text="ESP event type; empty when by hand."
+    )
+    esp = models.CharField(max_length=64, blank=True, default="", verbose_name="ESP")
+    created_at = models.DateTimeField(default=timezone.now)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The admin who added it by hand.",
+    )
+
+    objects = EmailSuppressionQuerySet.as_manager()
+
+    class Meta:
+        db_table = "email_suppressions"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.event or 'by hand'})"
+
+    def save(self, *args, **kwargs) -> None:
+        self.address = normalize_address(self.address)
+        super().save(*args, **kwargs)
+
+
+class EmailEvent(models.Model):
+    """One delivery event for one recipient, as an ESP reported it. Stored once: an ESP
+    that retries its webhook sends the same (esp, event_id, recipient) again."""
+
+    esp = models.CharField(max_length=64, verbose_name="ESP")
+    event_id = models.CharField(max_length=255)
+    event_type = models.CharField(max_length=32)
+    recipient = models.CharField(max_length=254, db_index=True)
+    message_id = models.CharField(max_length=255, blank=True, default="")
+    reject_reason = models.CharField(max_length=32, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    mta_response = models.TextField(blank=True, default="")
+    occurred_at = models.DateTimeField(null=True, blank=True, help_text="The ESP's time.")
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=255, blank=True, default="", help_text="What it changed.")
+    payload = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "email_events"
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["esp", "event_id", "recipient"], name="email_event_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.esp} {self.event_type} for {self.recipient}"
 
 
 class SendRate(models.Model):

@@ -31,6 +31,11 @@ SCHEDULER_ERROR = "maintenance.scheduler.error"
 SCHEDULER_CRASHED = "maintenance.scheduler.crashed"
 EMAIL_SEND_FAILED = "emails.send.failed"
 SMTP_CLOSE_FAILED = "emails.smtp.close_failed"
+# Delivery feedback from the ESPs' webhooks (emails/tracking.py).
+EMAIL_EVENT_SUPPRESSED = "emails.feedback.suppressed"
+EMAIL_EVENT_OPTED_OUT = "emails.feedback.opted_out"
+EMAIL_EVENT_DUPLICATE = "emails.feedback.duplicate"
+UNSUBSCRIBE_FAILED = "emails.unsubscribe.failed"
 
 
 def log_event(

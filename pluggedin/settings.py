@@ -6,7 +6,9 @@ the safe ones: DEBUG off, task endpoints closed until CRON_SECRET is set.
 """
 
 import importlib.util
+import json
 import os
+import re
 import shlex
 import sys
 import warnings
@@ -45,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_crontab",
+    "anymail",
     "maintenance",
     "emails",  # before oauth, so run_maintenance ends with the hourly session cleanup
     "oauth",
@@ -200,6 +203,57 @@ ENV_FILE = _ENV_FILE
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Plugged.in <noreply@localhost>")
+
+# An ESP's HTTP API instead of SMTP: EMAIL_BACKEND names any Django or anymail backend
+# (anymail.backends.postmark.EmailBackend, ...amazon_ses..., ...resend..., ...mailgun...)
+# and wins over the backend EMAIL_URL implies.
+if env.ENVIRON.get("EMAIL_BACKEND", "").strip():
+    EMAIL_BACKEND = env.str("EMAIL_BACKEND").strip()
+    if not _importable(EMAIL_BACKEND.rpartition(".")[0]):
+        raise ImproperlyConfigured(
+            f"EMAIL_BACKEND={EMAIL_BACKEND!r} cannot be imported: give a Django or anymail "
+            "backend path, e.g. anymail.backends.postmark.EmailBackend."
+        )
+
+# Anymail's settings, as anymail names them: ANYMAIL_<NAME> (e.g. ANYMAIL_WEBHOOK_SECRET)
+# is ANYMAIL["<NAME>"], and the documented ESPs' own names need no prefix
+# (POSTMARK_SERVER_TOKEN, AMAZON_SES_CONFIGURATION_SET_NAME, RESEND_API_KEY,
+# MAILGUN_API_KEY, MAILGUN_SENDER_DOMAIN, ...). Values starting with { or [ are JSON
+# (AMAZON_SES_CLIENT_PARAMS), true/false are booleans. Amazon SES credentials come from
+# boto3's own AWS_* variables or the instance role.
+ANYMAIL_VARIABLE = re.compile(
+    r"ANYMAIL_(?P<prefixed>[A-Z0-9_]+)|(?P<bare>(?:POSTMARK|AMAZON_SES|RESEND|MAILGUN)_[A-Z0-9_]+)"
+)
+
+
+def _anymail_value(variable: str, value: str):
+    if value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{variable} is not valid JSON: {exc}.") from None
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+def _anymail() -> dict:
+    found = {}
+    for variable, value in env.ENVIRON.items():
+        match = ANYMAIL_VARIABLE.fullmatch(variable)
+        if match and value.strip():
+            found[match["prefixed"] or match["bare"]] = _anymail_value(variable, value.strip())
+    secret = found.get("WEBHOOK_SECRET")
+    if secret is not None and not (isinstance(secret, str) and ":" in secret):
+        raise ImproperlyConfigured(
+            "ANYMAIL_WEBHOOK_SECRET must be user:password (HTTP basic auth for the webhooks)."
+        )
+    return found
+
+
+_ANYMAIL = _anymail()
+if _ANYMAIL:
+    ANYMAIL = _ANYMAIL
 
 
 # --- Logging ---

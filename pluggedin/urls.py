@@ -5,4 +5,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("maintenance.urls")),
     path("emails/", include("emails.unsubscribe_urls")),
+    # The ESPs' delivery webhooks: anymail's own views, closed without ANYMAIL_WEBHOOK_SECRET.
+    path("anymail/", include("emails.webhook_urls")),
 ]

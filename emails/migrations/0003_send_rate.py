@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('emails', '0002_lean_indexes'),
+        ('emails', '0003_suppressions_and_events'),
     ]
 
     operations = [

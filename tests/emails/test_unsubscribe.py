@@ -1,5 +1,11 @@
-"""The one-click unsubscribe link (RFC 8058): GET from the body, POST from the mail client."""
+"""The unsubscribe link (RFC 8058): GET (the body's link, or a mail scanner fetching it)
+asks for confirmation and changes nothing; POST (the page's button, or the mail client's
+one-click) opts out."""
 
+import re
+import subprocess
+import urllib.error
+import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -11,7 +17,7 @@ from emails.conf import email_settings
 from emails.models import EmailPreference, ScheduledEmail
 from emails.sending import process_scheduled_emails
 from emails.unsubscribe import make_token
-from tests.factories import make_users
+from tests.processes import PYTHON, ROOT, free_port, project_env, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -31,11 +37,26 @@ def path_of(link: str, settings) -> str:
     return link.removeprefix(email_settings.APP_URL)
 
 
+def button_target(page) -> str:
+    """Where the confirmation page's form posts."""
+    (target,) = re.findall(r'<form method="post" action="([^"]+)"', page.content.decode())
+    return target
+
+
+def button_data(page) -> dict[str, str]:
+    return dict(
+        re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.content.decode())
+    )
+
+
 def test_unsubscribing_through_the_link_stops_the_series(ann, smtp_server, settings, client):
     process_scheduled_emails()
     link = link_in_welcome(smtp_server)
 
-    response = client.get(path_of(link, settings))
+    page = client.get(path_of(link, settings))
+    assert page.status_code == 200
+    assert not EmailPreference.objects.exists()  # a scanner fetching the link changes nothing
+    response = client.post(button_target(page), button_data(page))
 
     assert response.status_code == 200
     assert b"unsubscribed" in response.content
@@ -65,10 +86,47 @@ def test_one_click_post_opts_out_without_csrf(ann, settings):
 
 def test_unsubscribing_twice_is_harmless(ann, client):
     path = f"/emails/unsubscribe/{make_token(ann.pk)}"
-    assert client.get(path).status_code == 200
+    assert client.post(path).status_code == 200
     opted_at = EmailPreference.objects.get(user=ann).opted_out_at
-    assert client.get(path).status_code == 200
+    assert client.post(path).status_code == 200
     assert EmailPreference.objects.get(user=ann).opted_out_at == opted_at
+
+
+@pytest.mark.parametrize("method", ["get", "head"])
+def test_fetching_the_link_only_asks_for_confirmation(ann, client, method):
+    """Mail security scanners fetch every link of a message: that unsubscribes nobody."""
+    path = f"/emails/unsubscribe/{make_token(ann.pk)}"
+
+    response = getattr(client, method)(path)
+
+    assert response.status_code == 200
+    assert not EmailPreference.objects.exists()
+    assert ScheduledEmail.objects.filter(user=ann, status="pending").count() == 3
+    if method == "get":
+        assert b"<button" in response.content
+        assert button_target(response) == path
+        assert button_data(response) == {"List-Unsubscribe": "One-Click"}
+
+
+def test_the_confirmation_button_works_without_a_session_or_csrf_token(ann):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    page = client.get(f"/emails/unsubscribe/{make_token(ann.pk)}")
+
+    response = client.post(button_target(page), button_data(page))
+
+    assert response.status_code == 200
+    assert EmailPreference.objects.get(user=ann).onboarding_opt_out is True
+
+
+def test_other_methods_are_refused(ann, client):
+    path = f"/emails/unsubscribe/{make_token(ann.pk)}"
+    for method in ("put", "delete", "patch"):
+        response = getattr(client, method)(path)
+        assert response.status_code == 405
+        assert "POST" in response["Allow"]
+    assert not EmailPreference.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -77,27 +135,76 @@ def test_unsubscribing_twice_is_harmless(ann, client):
         "garbage",
         "tampered",
         "other-purpose",
+        "default-salt",
     ],
 )
 def test_a_bad_token_is_refused_and_changes_nothing(token, ann, client):
-    other = make_users(1, prefix="bob")[0]
     tokens = {
         "garbage": "not-a-token",
         "tampered": make_token(ann.pk)[:-2] + "xx",
         "other-purpose": signing.dumps(ann.pk, salt="something.else"),
+        "default-salt": signing.dumps(ann.pk),
     }
 
-    response = client.get(f"/emails/unsubscribe/{tokens[token]}")
-
-    assert response.status_code == 400
-    assert b"invalid" in response.content
+    for response in (
+        client.get(f"/emails/unsubscribe/{tokens[token]}"),
+        client.post(f"/emails/unsubscribe/{tokens[token]}"),
+    ):
+        assert response.status_code == 400
+        assert b"invalid" in response.content
     assert not EmailPreference.objects.exists()
     assert ScheduledEmail.objects.filter(user=ann, status="pending").count() == 3
-    assert other.is_active
 
 
 def test_a_link_for_a_deleted_user_answers_without_error(ann, client):
     path = f"/emails/unsubscribe/{make_token(ann.pk)}"
     ann.delete()
-    assert client.get(path).status_code == 200
+    assert client.post(path).status_code == 200
     assert not EmailPreference.objects.exists()
+
+
+@pytest.mark.slow
+def test_a_database_outage_gets_a_friendly_503_page(ann, settings):
+    """A real server whose database is down (nothing listens on its port): the link still
+    shows its confirmation page, and the button answers 503 with a page asking to try
+    again later, not a bare 500."""
+    port = free_port()
+    dead_database = f"postgres://postgres@127.0.0.1:{free_port()}/pluggedin"
+    server = subprocess.Popen(
+        [PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "pluggedin.wsgi:application"],
+        cwd=ROOT,
+        env=project_env(
+            DATABASE_URL=dead_database,
+            IN_PROCESS_SCHEDULER="false",
+            SECRET_KEY=settings.SECRET_KEY,  # the key the link was signed with
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/emails/unsubscribe/{make_token(ann.pk)}"
+    try:
+        assert wait_for(lambda: _status(url) == 200, timeout=60), "server did not start"
+        page = urllib.request.urlopen(url, timeout=10).read().decode()
+        assert "<button" in page
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, data=b"List-Unsubscribe=One-Click", timeout=30)
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+
+    assert refused.value.code == 503
+    assert refused.value.headers["Retry-After"] == "300"
+    body = refused.value.read().decode()
+    assert "try again" in body and "Server Error" not in body
+    assert "emails.unsubscribe.failed error=OperationalError" in output
+    assert not EmailPreference.objects.exists()
+
+
+def _status(url: str) -> int | None:
+    try:
+        return urllib.request.urlopen(url, timeout=5).status  # noqa: S310 - http:// only
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None

@@ -35,12 +35,14 @@ from .reachability import unreachable_reason
 from .send_rate import SendRateLimiter, wait_until
 from .sent_status import SentStatusWriter
 from .smtp_pipeline import MessageRefused, SmtpPipeline, prepare
+from .suppression import suppress, suppressed_among
 
 logger = logging.getLogger("emails.sending")
 
 # A runner starts a message only if its slot comes this long before its claims' lease
 # ends (a quarter of the lease, at most a minute), so no message leaves on a lapsed lease.
 MAX_LEASE_MARGIN = 60.0
+SUPPRESSED_BY = "smtp"  # the `esp` of a suppression this sender records
 
 
 class SmtpUnavailable(Exception):
@@ -92,10 +94,13 @@ class BatchSender:
     def send(self, batch: list[ScheduledEmail], *, claimed_at: float) -> None:
         """Send `batch`, claimed at `time.monotonic()` value `claimed_at`, over one
         connection. Raises `SmtpUnavailable` when the server cannot be reached."""
-        sendable = [email for email in batch if self._sendable(email)]
+        suppressed = suppressed_among([email.user.email for email in batch])
+        sendable = [email for email in batch if self._sendable(email, suppressed)]
         if not sendable:
             return
-        until = min(claimed_at + self._usable_lease(), self.deadline)
+        until = self.deadline
+        if self._limiter.limited:  # waiting for send slots must not outlast the lease
+            until = min(claimed_at + self._usable_lease(), until)
         self._backend = get_connection(fail_silently=False)
         self._pipeline = SmtpPipeline(self._backend)
         try:
@@ -175,9 +180,11 @@ class BatchSender:
             self._retry_later(email, error)
             return
         self._fail_for_good(email, error)
+        if refusal.bad_mailbox:  # as a hard bounce would: nothing goes there again
+            suppress(email.user.email, reason=error, event="bounced", esp=SUPPRESSED_BY)
 
-    def _sendable(self, email: ScheduledEmail) -> bool:
-        reason = unreachable_reason(email)
+    def _sendable(self, email: ScheduledEmail, suppressed: set[str]) -> bool:
+        reason = unreachable_reason(email, suppressed)
         if reason:
             claims.cancel_claimed(email, reason)
             self.counts.cancelled += 1

@@ -3,13 +3,16 @@ claimed row, just before it is sent, not only when it was scheduled."""
 
 from __future__ import annotations
 
-from .models import ScheduledEmail
+from collections.abc import Container
+
+from .models import ScheduledEmail, normalize_address
 from .suppression import is_suppressed
 
 
-def unreachable_reason(email: ScheduledEmail) -> str:
+def unreachable_reason(email: ScheduledEmail, suppressed: Container[str] | None = None) -> str:
     """Why `email` must not be sent (its user opted out, was deactivated, has no address,
-    or the address is on the suppression list), or "" when it may go."""
+    or the address is on the suppression list), or "" when it may go. `suppressed`, the
+    suppressed addresses among a batch's (`suppressed_among`), saves a query per email."""
     user = email.user
     preference = getattr(user, "email_preference", None)
     if preference is not None and preference.onboarding_opt_out:
@@ -18,6 +21,8 @@ def unreachable_reason(email: ScheduledEmail) -> str:
         return "user deactivated"
     if not user.email:
         return "user has no email address"
-    if is_suppressed(user.email):
+    if suppressed is None and is_suppressed(user.email):
+        return "address suppressed"
+    if suppressed is not None and normalize_address(user.email) in suppressed:
         return "address suppressed"
     return ""

@@ -45,6 +45,13 @@ def is_suppressed(address: str) -> bool:
     return EmailSuppression.objects.of_address(address).exists()
 
 
+def suppressed_among(addresses: list[str]) -> set[str]:
+    """The suppressed ones among `addresses` (normalized), in one query."""
+    wanted = {normalize_address(address) for address in addresses}
+    found = EmailSuppression.objects.filter(address__in=wanted)
+    return set(found.values_list("address", flat=True))
+
+
 def cancel_pending(address: str, reason: str) -> int:
     """Cancel the pending onboarding emails of every user whose address is `address`."""
     pending = ScheduledEmail.objects.filter(

@@ -8,8 +8,9 @@ import pytest
 from django.db.models import F
 from django.utils import timezone
 
-from emails.models import ScheduledEmail
+from emails.models import EmailSuppression, ScheduledEmail
 from emails.sending import process_scheduled_emails
+from emails.suppression import is_suppressed
 from tests.factories import make_due, statuses
 from tests.smtp_server import Recorder, SmtpServer
 
@@ -155,3 +156,33 @@ def test_a_resend_after_an_unknown_outcome_carries_the_same_message_id(server):
     first, second = server.messages
     assert first["Message-ID"] == second["Message-ID"]
     assert str(first["Message-ID"]).startswith("<onboarding-welcome-")
+
+
+def test_a_permanent_mailbox_error_suppresses_the_address_like_a_hard_bounce(server):
+    server.recorder.at_rcpt["user0@example.test"] = "550 5.1.1 no such user"
+    (welcome,) = make_due(1)
+    later = ScheduledEmail.objects.create(
+        user=welcome.user, email_type="day3", scheduled_for=timezone.now() + timedelta(days=3)
+    )
+
+    process_scheduled_emails()
+
+    assert is_suppressed("USER0@example.test")
+    entry = EmailSuppression.objects.get()
+    assert (entry.event, entry.esp) == ("bounced", "smtp") and "550 5.1.1" in entry.reason
+    later.refresh_from_db()
+    assert later.status == "cancelled"
+    welcome.refresh_from_db()
+    assert welcome.status == "failed"
+
+
+@pytest.mark.parametrize(
+    "reply", ["451 4.2.0 greylisted", "554 5.7.1 policy rejection", "552 5.2.2 mailbox full"]
+)
+def test_other_refusals_do_not_suppress(server, reply):
+    server.recorder.at_rcpt["user0@example.test"] = reply
+    make_due(1)
+
+    process_scheduled_emails()
+
+    assert not is_suppressed("user0@example.test")

@@ -52,9 +52,10 @@ def message_id(email: ScheduledEmail) -> str:
 
 def render_text(template_name: str, context: dict) -> str:
     """Render a plain-text template (subject, text body) without HTML autoescaping;
-    templates it includes render the same way."""
+    templates it includes render the same way. The result is a plain `str`, not marked
+    safe: whoever puts it into HTML (the admin preview) must escape it."""
     template = get_template(template_name).template
-    return template.render(Context(context, autoescape=False))
+    return "".join([template.render(Context(context, autoescape=False))])
 
 
 def compose(email: ScheduledEmail) -> EmailMultiAlternatives:

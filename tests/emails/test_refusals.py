@@ -12,7 +12,7 @@ from emails.models import EmailSuppression, ScheduledEmail
 from emails.sending import process_scheduled_emails
 from emails.suppression import is_suppressed
 from tests.factories import make_due, statuses
-from tests.smtp_server import Recorder, SmtpServer
+from tests.smtp_server import Recorder, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -48,12 +48,7 @@ class Refusing(Recorder):
 @pytest.fixture
 def server(settings):
     settings.SCHEDULED_EMAILS_BACKOFF_SECONDS = 60
-    server = SmtpServer()
-    server.recorder = Refusing()
-    server.start()
-    server.point(settings)
-    yield server
-    server.stop()
+    yield from serve(settings, recorder=Refusing())
 
 
 def row(username: str) -> ScheduledEmail:

@@ -13,7 +13,7 @@ from django.db import connections
 from emails.sending import process_scheduled_emails
 from tests.factories import make_due, statuses
 from tests.processes import manage
-from tests.smtp_server import Recorder, SmtpServer
+from tests.smtp_server import Recorder, serve
 
 
 class Clocked(Recorder):
@@ -30,12 +30,7 @@ class Clocked(Recorder):
 
 @pytest.fixture
 def clocked_server(settings):
-    server = SmtpServer()
-    server.recorder = Clocked()
-    server.start()
-    server.point(settings)
-    yield server
-    server.stop()
+    yield from serve(settings, recorder=Clocked())
 
 
 def busiest_second(arrivals: list[float]) -> int:

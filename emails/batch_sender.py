@@ -61,7 +61,8 @@ class SendCounts:
 
 class BatchSender:
     """Sends batches until told to stop; `now` pins the clock (tests), else it is live.
-    `stopped` turns true when the time budget ran out in the middle of a batch."""
+    `stopped` turns true when the run must claim no more: its time budget is spent, or
+    not even a batch's first message got a send slot within the lease."""
 
     def __init__(self, *, deadline: float, now: datetime | None = None) -> None:
         self.deadline = deadline

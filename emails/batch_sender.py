@@ -32,7 +32,7 @@ from .composing import compose
 from .conf import email_settings
 from .models import ScheduledEmail
 from .reachability import unreachable_reason
-from .send_rate import SendRateLimiter, wait_until
+from .send_rate import SendRateLimiter
 from .sent_status import SentStatusWriter
 from .smtp_pipeline import MessageRefused, SmtpPipeline, prepare
 from .suppression import suppress, suppressed_among
@@ -74,7 +74,6 @@ class BatchSender:
         self._backend = None
         self._pipeline: SmtpPipeline | None = None
         self._in_flight: ScheduledEmail | None = None
-        self._send_at = 0.0
 
     def now(self) -> datetime:
         return self._pinned_now or timezone.now()
@@ -135,9 +134,8 @@ class BatchSender:
             self._writer.confirm()
             claims.release(rest)
             return False
-        self._send_at = slot
         try:
-            self._pipeline.start(prepared, before_data=self._before_data)
+            self._pipeline.start(prepared, before_data=self._writer.confirm, send_at=slot)
         except MessageRefused as refusal:
             self._refused(email, refusal)
         except DatabaseError:
@@ -154,10 +152,6 @@ class BatchSender:
         if self._limiter.limited:
             self._writer.confirm()  # the reservation uses the database connection
         return self._limiter.reserve(horizon=until - time.monotonic())
-
-    def _before_data(self) -> None:
-        self._writer.confirm()
-        wait_until(self._send_at)
 
     def _settle(self) -> None:
         """Read the verdict on the message in flight and record it."""

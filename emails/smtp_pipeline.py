@@ -24,6 +24,8 @@ from django.core.mail import EmailMessage
 from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.core.mail.message import sanitize_address
 
+from .send_rate import wait_until
+
 LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
@@ -108,10 +110,16 @@ class SmtpPipeline:
         smtp = self.backend.connection
         return smtp is not None and smtp.sock is not None
 
-    def start(self, prepared: PreparedMessage, before_data: Callable[[], None]) -> None:
+    def start(
+        self, prepared: PreparedMessage, before_data: Callable[[], None], send_at: float = 0.0
+    ) -> None:
+        """Send `prepared` up to the server's verdict. The data leaves no earlier than
+        `send_at` (a `time.monotonic()` value): the wait comes after the server's 354, as
+        close to the data as it can be, so the data reaches the server on time."""
         smtp = self.smtp
         if smtp is None:
             before_data()
+            wait_until(send_at)
             self.backend.send_messages([prepared.message])
             return
         _envelope(smtp, prepared)
@@ -124,6 +132,7 @@ class SmtpPipeline:
         code, reply = smtp.getreply()
         if code != 354:
             _refused(smtp, code, reply, "DATA")
+        wait_until(send_at)
         smtp.send(prepared.data)
 
     def finish(self) -> None:

@@ -61,8 +61,7 @@ class SendCounts:
 
 class BatchSender:
     """Sends batches until told to stop; `now` pins the clock (tests), else it is live.
-    `stopped` turns true when the run must claim no more: its time budget is spent, or
-    not even a batch's first message got a send slot within the lease."""
+    `stopped` turns true when the run must claim no more: its time budget is spent."""
 
     def __init__(self, *, deadline: float, now: datetime | None = None) -> None:
         self.deadline = deadline
@@ -107,7 +106,9 @@ class BatchSender:
             self._open(sendable)
             for index, email in enumerate(sendable):
                 if not self._send_one(email, sendable[index:], until):
-                    self.stopped = index == 0 or time.monotonic() >= self.deadline
+                    if index == 0:  # other runners hold the next slots: let them go first
+                        time.sleep(max(0.0, min(self._limiter.spacing, until - time.monotonic())))
+                    self.stopped = time.monotonic() >= self.deadline
                     break
             self._settle()
             self._writer.confirm()

@@ -97,11 +97,11 @@ def test_unset_means_unlimited(db, clocked_server):
 def test_runners_waiting_for_their_turn_do_not_outlive_their_leases(
     transactional_db, clocked_server, settings
 ):
-    """At 2 messages a second shared by three runners with a 2-second lease, a runner
+    """At 2 messages a second shared by three runners with a 4-second lease, a runner
     that held a big batch would still be sending after its lease lapsed, and another
     runner would take and send the same emails again."""
     settings.EMAIL_SEND_RATE = 2
-    settings.SCHEDULED_EMAILS_LEASE_SECONDS = 2
+    settings.SCHEDULED_EMAILS_LEASE_SECONDS = 4
     settings.SCHEDULED_EMAILS_BATCH_SIZE = 100
     make_due(12)
     start = threading.Barrier(3)

@@ -85,6 +85,14 @@ def mark_failed(email: ScheduledEmail, error: str, now: datetime) -> bool:
     return False
 
 
+def fail_for_good(email: ScheduledEmail, error: str) -> None:
+    """The email can never be delivered (a permanent refusal, an impossible address):
+    `failed` now, without the retries left."""
+    _held(email).update(
+        status=EmailStatus.FAILED, last_error=error[:MAX_ERROR_CHARS], claimed_until=None
+    )
+
+
 def backoff(attempts: int) -> timedelta:
     """Delay before the next try after `attempts` failed ones: base, 2x base, 4x base..."""
     base = timedelta(seconds=email_settings.SCHEDULED_EMAILS_BACKOFF_SECONDS)

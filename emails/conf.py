@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from maintenance.conf import AppSettings, Setting, one_of, positive_number, web_url, whole_number
 
+
+def unset_or_positive(value):
+    return None if value is None else positive_number(value)
+
+
 email_settings = AppSettings(
     {
         "CLOUD_DEPLOY": Setting(
@@ -33,6 +38,11 @@ email_settings = AppSettings(
         "SCHEDULED_EMAILS_LIMIT": Setting(10_000, "Default --limit of a run.", whole_number(1)),
         "SCHEDULED_EMAILS_MAX_SECONDS": Setting(
             600.0, "Default --max-seconds of a run.", positive_number
+        ),
+        "EMAIL_SEND_RATE": Setting(
+            None,
+            "Messages per second across all runners and hosts; None: unlimited.",
+            unset_or_positive,
         ),
     }
 )

@@ -231,3 +231,19 @@ class EmailEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.esp} {self.event_type} for {self.recipient}"
+
+
+class SendRate(models.Model):
+    """The pace `EMAIL_SEND_RATE` sets for every runner on every host: one row holding the
+    next free send slot (see `emails/send_rate.py`)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    next_slot = models.FloatField(
+        default=0.0, help_text="Unix time (database clock) from which the next send may go."
+    )
+
+    class Meta:
+        db_table = "email_send_rate"
+
+    def __str__(self) -> str:
+        return f"next send slot at {self.next_slot:.3f}"

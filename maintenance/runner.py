@@ -41,6 +41,16 @@ from .status import pause_summary
 logger = logging.getLogger("maintenance.runner")
 
 
+class TaskFailed(Exception):
+    """Raised by a task function that did part of its work and then could not go on (an
+    SMTP server that cannot be reached): the run is `failed` and still records `result`,
+    the counts of what was done."""
+
+    def __init__(self, error: str, result: Mapping[str, Any]) -> None:
+        super().__init__(error)
+        self.result = dict(result)
+
+
 @dataclass
 class RunOutcome:
     task: str
@@ -88,7 +98,7 @@ class RunOutcome:
             "runId": self.run_id,
         }
         if self.failed:
-            body = {"success": False, "error": self.error, **common}
+            body = {"success": False, "error": self.error, **common, **self.result}
             if debug and self.traceback:
                 body["traceback"] = self.traceback
             return body
@@ -183,19 +193,22 @@ def _failure(
 ) -> RunOutcome:
     # Redacted once here, so no secret in an exception message reaches the run log, the
     # admin, an HTTP body or a log line.
-    error = redact(f"{type(exc).__name__}: {exc}".strip().splitlines()[0]) + _migrate_hint(exc)
+    text = str(exc) if isinstance(exc, TaskFailed) else f"{type(exc).__name__}: {exc}"
+    error = redact(text.strip().splitlines()[0]) + _migrate_hint(exc)
+    result = exc.result if isinstance(exc, TaskFailed) else {}
     outcome = RunOutcome(
         task=name,
         trigger=trigger,
         status=RunStatus.FAILED,
         error=error,
+        result=result,
         exception=exc,
         traceback=redact(traceback.format_exc()),
         duration_ms=_elapsed_ms(started),
     )
     if run is not None:
         try:
-            _finish(run, started, RunStatus.FAILED, {}, error=error)
+            _finish(run, started, RunStatus.FAILED, result, error=error)
             outcome.run_id = run.pk
         except Exception:  # the database went away mid-run; the error still reaches the caller
             log_event(logger, logging.WARNING, RUN_RECORD_FAILED, task=name, run=run.pk)
@@ -255,7 +268,8 @@ def _log(outcome: RunOutcome) -> None:
     """One event per outcome; see README "Log events"."""
     common = {"task": outcome.task, "trigger": outcome.trigger, "run": outcome.run_id}
     if outcome.failed:
-        log_event(logger, logging.ERROR, TASK_FAILED, **common, error=outcome.error)
+        counts = dict(outcome.result)
+        log_event(logger, logging.ERROR, TASK_FAILED, **common, error=outcome.error, counts=counts)
     elif outcome.skipped:
         log_event(logger, logging.INFO, TASK_SKIPPED, **common, reason=outcome.message)
     else:

@@ -215,6 +215,7 @@ vars().update(
             "SCHEDULED_EMAILS_BATCH_SIZE": int,
             "SCHEDULED_EMAILS_LIMIT": int,
             "SCHEDULED_EMAILS_MAX_SECONDS": float,
+            "EMAIL_SEND_RATE": float,
         }
     )
 )

@@ -50,9 +50,11 @@ class Recorder:
 
 
 class SmtpServer:
-    def __init__(self, port: int | None = None, **handler_options) -> None:
+    def __init__(
+        self, port: int | None = None, recorder: Recorder | None = None, **handler_options
+    ) -> None:
         self.port = port or free_port()
-        self.recorder = Recorder(**handler_options)
+        self.recorder = recorder or Recorder(**handler_options)
         self._controller: Controller | None = None
 
     @property
@@ -89,20 +91,22 @@ class SmtpServer:
         settings.EMAIL_TIMEOUT = 10
 
 
-@pytest.fixture
-def smtp_server(settings):
-    server = SmtpServer().start()
+def serve(settings, **options):
+    """For a fixture: `yield from serve(settings, ...)` runs a server for one test."""
+    server = SmtpServer(**options).start()
     server.point(settings)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def smtp_server(settings):
+    yield from serve(settings)
 
 
 @pytest.fixture
 def slow_smtp_server(settings):
-    server = SmtpServer(delay=0.05).start()
-    server.point(settings)
-    yield server
-    server.stop()
+    yield from serve(settings, delay=0.05)
 
 
 @pytest.fixture

@@ -80,3 +80,31 @@ def test_command_bad_limit_exits_1_with_one_line(smtp_server):
     )
     assert done.returncode == 1
     assert done.stderr.strip() == "CommandError: --limit must be a positive integer, got '0'"
+
+
+def test_an_smtp_outage_is_a_500_with_the_counts(client, auth_header, smtp_down, settings):
+    settings.CLOUD_DEPLOY = True
+    make_due(2)
+
+    response = client.post(URL, **auth_header)
+
+    assert response.status_code == 500
+    body = response.json()
+    assert body["success"] is False and "SMTP unavailable" in body["error"]
+    assert (body["sent"], body["failed"], body["cancelled"]) == (0, 2, 0)
+    assert "traceback" not in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_command_during_an_smtp_outage_exits_1_and_still_prints_the_counts(smtp_down):
+    make_due(2)
+
+    done = run_manage(
+        "process_scheduled_emails", "--json", CLOUD_DEPLOY="true", EMAIL_URL=smtp_down.url
+    )
+
+    assert done.returncode == 1
+    body = json.loads(done.stdout)
+    assert body["success"] is False and (body["sent"], body["failed"]) == (0, 2)
+    assert "SMTP unavailable" in done.stderr.strip().splitlines()[-1]
+    assert set(ScheduledEmail.objects.values_list("status", flat=True)) == {"pending"}

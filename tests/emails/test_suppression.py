@@ -1,6 +1,7 @@
 """The suppression list: a suppressed address gets no onboarding email again, whatever its
 case, whether it was suppressed before its emails were scheduled, due or claimed."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -8,8 +9,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from emails import claims
+from emails.batch_sender import BatchSender
 from emails.models import EmailSuppression, ScheduledEmail
-from emails.sending import Tally, process_scheduled_emails, send_batch
+from emails.sending import process_scheduled_emails
 from emails.suppression import is_suppressed, suppress, unsuppress
 from tests.factories import make_due, statuses
 
@@ -87,11 +89,11 @@ def test_a_bounce_arriving_while_the_batch_is_claimed_stops_that_email(mailoutbo
 
     suppress(bounced.upper(), reason="hard bounce", event="bounced", esp="Postmark")
     assert statuses() == {"sending": 3}  # a claimed row belongs to its runner
-    tally = Tally()
-    send_batch(batch, tally, deadline=float("inf"), now=None)
+    sender = BatchSender(deadline=float("inf"))
+    sender.send(batch, claimed_at=time.monotonic())
 
     assert {m.to[0] for m in mailoutbox} == {emails[0].user.email, emails[2].user.email}
-    assert (tally.sent, tally.cancelled) == (2, 1)
+    assert (sender.counts.sent, sender.counts.cancelled) == (2, 1)
     row = ScheduledEmail.objects.get(pk=emails[1].pk)
     assert (row.status, row.last_error) == ("cancelled", "address suppressed")
 

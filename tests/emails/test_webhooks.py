@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import time
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -19,8 +20,8 @@ from django.test import Client
 from django.utils import timezone
 
 from emails import claims
+from emails.batch_sender import BatchSender
 from emails.models import EmailEvent, EmailPreference, EmailSuppression, ScheduledEmail
-from emails.sending import Tally, send_batch
 from tests.factories import make_due
 
 pytestmark = pytest.mark.django_db
@@ -419,9 +420,9 @@ def test_a_bounce_posted_while_the_batch_is_claimed_is_honoured(esp_client, mail
     bounce = {**POSTMARK_HARD_BOUNCE, "Email": bounced.upper()}
 
     assert post_postmark(esp_client, bounce).status_code == 200
-    tally = Tally()
-    send_batch(batch, tally, deadline=float("inf"), now=None)
+    sender = BatchSender(deadline=float("inf"))
+    sender.send(batch, claimed_at=time.monotonic())
 
     assert bounced not in {message.to[0] for message in mailoutbox}
-    assert (tally.sent, tally.cancelled) == (2, 1)
+    assert (sender.counts.sent, sender.counts.cancelled) == (2, 1)
     assert ScheduledEmail.objects.get(pk=emails[1].pk).status == "cancelled"

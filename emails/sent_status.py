@@ -1,9 +1,9 @@
-"""Recording "sent" without a database round trip between two messages.
+"""`SentStatusWriter`: marks emails sent without a database round trip between two messages.
 
 Marking an email sent is one `UPDATE` per message. On PostgreSQL the statement is handed
 to the server (written to its socket, so it runs and commits even if this process dies
 the next instant) and its answer is read only when the next message is ready to commit
-(see `delivery.py`): the database round trip overlaps the next message's composition and
+(see `smtp_pipeline.py`): the database round trip overlaps the next message's composition and
 SMTP envelope instead of adding to them, and no message leaves before the previous one's
 record is confirmed, so a crash still repeats at most the one message in flight.
 The statement is prepared once per database connection, so the server does not parse and
@@ -12,7 +12,7 @@ transaction pooling hands the next statement to another server connection; a poo
 `DISCARD ALL`), the write is redone unprepared before the next message leaves. Elsewhere
 the same statement runs to completion.
 
-Call `flush()` before using the connection for anything else; it raises `DatabaseError`
+Call `confirm()` before using the connection for anything else; it raises `DatabaseError`
 when the last write failed.
 """
 
@@ -40,17 +40,18 @@ UNKNOWN_PREPARED_STATEMENT = "26000"
 _prepared_on: weakref.WeakSet = weakref.WeakSet()
 
 
-class SentLog:
+class SentStatusWriter:
     def __init__(self) -> None:
         self._waiting = False
         self._values: list[bytes] = []
 
-    def record(self, email: ScheduledEmail, now: datetime) -> None:
-        self.flush()
+    def write(self, email: ScheduledEmail, sent_at: datetime) -> None:
+        """Mark `email` sent at `sent_at`; on PostgreSQL the answer is read by `confirm()`."""
+        self.confirm()
         if connection.vendor != "postgresql":
             params = [
                 EmailStatus.SENT.value,
-                connection.ops.adapt_datetimefield_value(now),
+                connection.ops.adapt_datetimefield_value(sent_at),
                 ScheduledEmail._meta.pk.get_db_prep_value(email.pk, connection),
                 EmailStatus.SENDING.value,
             ]
@@ -59,12 +60,12 @@ class SentLog:
             return
         connection.ensure_connection()
         raw = connection.connection.pgconn
-        values = self._values = [str(value).encode() for value in _params(email, now)]
+        values = self._values = [str(value).encode() for value in _params(email, sent_at)]
         _prepare(raw)
         raw.send_query_prepared(STATEMENT, values)
         self._waiting = True
 
-    def flush(self) -> None:
+    def confirm(self) -> None:
         """Wait for the last write's answer; raise if the database refused or went away."""
         if not self._waiting:
             return
@@ -99,5 +100,5 @@ def _error(result) -> tuple[str, str]:
     return message, state
 
 
-def _params(email: ScheduledEmail, now: datetime) -> list:
-    return [EmailStatus.SENT.value, now.isoformat(), str(email.pk), EmailStatus.SENDING.value]
+def _params(email: ScheduledEmail, sent_at: datetime) -> list:
+    return [EmailStatus.SENT.value, sent_at.isoformat(), str(email.pk), EmailStatus.SENDING.value]

@@ -1,8 +1,10 @@
 """Batched deletion of expired rows, shared by every cleanup task.
 
-Each batch is its own short statement (and so its own transaction in autocommit), so a
-cleanup never holds locks on millions of rows or bloats one transaction, and memory stays
-flat: no row is ever loaded into Python.
+Each batch is its own short transaction, so a cleanup never holds locks on millions of rows
+or bloats one transaction, and memory stays flat: no row is ever loaded into Python. On
+PostgreSQL a batch commits without waiting for the WAL flush (`SET LOCAL
+synchronous_commit`, which ends with the batch's transaction: nothing is left set on a
+connection that a pooler hands to other clients).
 
 On PostgreSQL each batch is a slice of the expiry index: the rows between the end of the
 previous slice and the next `batch_size` expiry values. No batch re-reads the index entries
@@ -20,11 +22,9 @@ Other databases pick batches by primary key through the index.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 
-from django.db import connections, models
+from django.db import connections, models, transaction
 
 from .conf import maintenance_settings
 
@@ -77,26 +77,24 @@ class _PostgresPurge:
         self.connection = connection
 
     def run(self) -> int:
-        with self._asynchronous_commit():
-            if self._rows_are_scattered_and_many():
-                return self._walk_heap()
-            return self._slice_through_index()
+        if self._rows_are_scattered_and_many():
+            return self._walk_heap()
+        return self._slice_through_index()
 
     def _rows_are_scattered_and_many(self) -> bool:
         if self.connection.pg_version < TID_RANGE_MIN_VERSION:
             return False
         return not self._heap_is_in_expiry_order() and self._backlog_is_large()
 
-    @contextmanager
-    def _asynchronous_commit(self) -> Iterator[None]:
-        """Commit batches without waiting for the WAL flush. A crash can at worst forget the
-        last few batches, whose rows are still expired and go in the next run; waiting for
-        a disk flush per batch would cost more than the deletes themselves."""
-        self._execute("SET synchronous_commit TO off", [])
-        try:
-            yield
-        finally:
-            self._execute("RESET synchronous_commit", [])
+    def _delete(self, sql: str, params: list) -> int:
+        """One batch in its own transaction, committed without waiting for the WAL flush.
+        A crash can at worst forget the last few batches, whose rows are still expired and
+        go in the next run; waiting for a disk flush per batch would cost more than the
+        deletes themselves. `SET LOCAL` ends with the transaction, so the setting never
+        outlives the batch, on this connection or on a pooled server connection."""
+        with transaction.atomic(using=self.connection.alias):
+            self._execute("SET LOCAL synchronous_commit TO off", [])
+            return self._execute(sql, params)
 
     def _execute(self, sql: str, params: list) -> int:
         with self.connection.cursor() as cursor:
@@ -156,7 +154,7 @@ class _PostgresPurge:
                 return total
             step = max(1, int(self.batch_size / rows_per_page))
             while page < pages:
-                total += self._execute(sql, [f"({page},0)", f"({page + step},0)", self.cutoff])
+                total += self._delete(sql, [f"({page},0)", f"({page + step},0)", self.cutoff])
                 page += step
 
     def _slice_through_index(self) -> int:
@@ -173,7 +171,7 @@ class _PostgresPurge:
                 [*params, self.cutoff, self.batch_size],
             )
             if count:
-                total += self._execute(
+                total += self._delete(
                     f"DELETE FROM {self.table} WHERE {lower}{self.column} <= %s", [*params, end]
                 )
             if count < self.batch_size:

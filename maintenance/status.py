@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from . import registry
 from .isotime import iso_utc
-from .models import RunStatus, TaskRun
+from .models import RunStatus, TaskLock, TaskRun
 
 STALE_FACTOR = 2
+ABANDONED_SHOWN = 10
 
 
 # Words whose camelCase is not their capitalised form, for backlog keys in JSON.
@@ -72,7 +73,20 @@ def task_status(task: registry.Task, now: datetime | None = None) -> dict[str, A
         "nextDue": iso_utc(next_due),
         "healthy": healthy,
         "problem": problem,
+        "abandonedRuns": abandoned_runs(task.name, now),
     }
+
+
+def abandoned_runs(name: str, now: datetime) -> list[dict[str, Any]]:
+    """Runs left `running` by a process that no longer holds the task (it died): the next
+    run of the task closes them as failed; until then they show here."""
+    running = TaskRun.objects.for_task(name).filter(status=RunStatus.RUNNING)[:ABANDONED_SHOWN]
+    lease = TaskLock.objects.filter(task=name, expires_at__gte=now).first()
+    return [
+        {**run_summary(run), "host": run.host, "pid": run.pid}
+        for run in running
+        if lease is None or (run.host, run.pid) != (lease.host, lease.pid)
+    ]
 
 
 def backlog() -> dict[str, int]:

@@ -185,7 +185,10 @@ def _advisory_locks() -> int:
     if connection.vendor != "postgresql":
         return 0
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         return cursor.fetchone()[0]
 
 
@@ -256,3 +259,23 @@ def test_a_terminated_backend_leaves_its_own_error_in_the_run_log():
     assert "connection is closed" not in run.error
     assert not TaskLock.objects.exists()
     assert runner.run_task("pkce_cleanup", "command").status == "succeeded"
+
+
+def test_skips_behind_a_stuck_holder_do_not_look_healthy(isolated_registry):
+    """Every trigger skips while a stuck runner holds the task; once no run has succeeded
+    within twice the interval, status says so although each skip was a `success`."""
+    isolated_registry.register(fake_task("demo", seconds=60))
+    long_ago = timezone.now() - timedelta(minutes=10)
+    TaskRun.objects.create(task="demo", trigger="cron", status="succeeded", started_at=long_ago)
+    TaskLock.objects.create(
+        task="demo", owner="stuck", host="worker-3", pid=777, acquired_at=long_ago,
+        expires_at=timezone.now() + timedelta(seconds=60),
+    )  # fmt: skip
+
+    skips = [runner.run_task("demo", trigger) for trigger in ("cron", "http", "scheduler")]
+    status = maintenance_status()
+
+    assert all(o.skipped and o.success for o in skips)
+    assert status["healthy"] is False
+    assert status["tasks"]["demo"]["healthy"] is False
+    assert "no success in the last 2 min" in status["tasks"]["demo"]["problem"]

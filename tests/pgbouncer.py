@@ -55,6 +55,11 @@ class PgBouncerMissing(RuntimeError):
     pass
 
 
+def session_is_pooled() -> bool:
+    """True in `make test-pgbouncer`: the test session's database is behind the pooler."""
+    return bool(os.environ.get(PORT_VARIABLE))
+
+
 def binary() -> str:
     found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/sbin")
     if not found:

@@ -48,6 +48,8 @@ ignore_startup_parameters = extra_float_digits,options
 admin_users = postgres
 pidfile = {dir}/pgbouncer.pid
 logfile = {dir}/pgbouncer.log
+log_connections = 0
+log_disconnections = 0
 """
 
 
@@ -86,8 +88,10 @@ def pgbouncer(host: str = "127.0.0.1", port: int = 5432) -> Iterator[int]:
             os.chown(path, as_postgres.pw_uid, as_postgres.pw_gid)
     process = subprocess.Popen(
         [program, str(config)],
+        # It also logs to stderr when not daemonised: nobody reads that, so no pipe that
+        # could fill up and stall the pooler; the log file has every line.
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         user=as_postgres.pw_uid if as_postgres else None,
         group=as_postgres.pw_gid if as_postgres else None,
         extra_groups=[] if as_postgres else None,
@@ -130,7 +134,7 @@ def _wait_listening(port: int, process: subprocess.Popen, workdir: Path) -> None
     while time.monotonic() < deadline:
         if process.poll() is not None:
             log = workdir / "pgbouncer.log"
-            detail = log.read_text() if log.exists() else process.stderr.read().decode()
+            detail = log.read_text() if log.exists() else "no log written"
             raise RuntimeError(f"pgbouncer exited with {process.returncode}: {detail.strip()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):

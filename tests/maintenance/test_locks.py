@@ -175,7 +175,8 @@ def _delete_waiting() -> int | None:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock' AND query LIKE 'DELETE%%'"
+            " AND wait_event_type = 'Lock' AND query LIKE '%%DELETE FROM%%'"
+            " AND pid <> pg_backend_pid()"
         )
         row = cursor.fetchone()
     return row[0] if row else None

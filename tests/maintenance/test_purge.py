@@ -49,7 +49,7 @@ def purge_capturing_deletes(batch_size: int) -> tuple[int, list[str]]:
     """Purge everything expired now; return the count and the DELETE statements sent."""
     with CaptureQueriesContext(connection) as captured:
         deleted = purge_expired(PKCEState, timezone.now(), batch_size=batch_size)
-    statements = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("DELETE")]
+    statements = [q["sql"] for q in captured.captured_queries if "DELETE FROM" in q["sql"]]
     return deleted, statements
 
 
@@ -165,7 +165,7 @@ def test_each_batch_is_its_own_transaction():
         if deleted and not seen_from_outside:
             seen_from_outside.append(count_from_another_connection())
         result = execute(sql, params, many, context)
-        if sql.startswith("DELETE") and context["cursor"].rowcount > 0:
+        if "DELETE FROM" in sql and context["cursor"].rowcount > 0:
             deleted.append(True)
         return result
 

@@ -51,9 +51,10 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## Both benchmarks (PostgreSQL on 127.0.0.1:5432; they create and drop their own databases).
+## Both benchmarks (PostgreSQL on 127.0.0.1:5432; they create and drop their own databases);
+## the cleanup one also through a PgBouncer in transaction mode that it starts.
 bench: install
-	$(PY) bench/pkce_cleanup.py
+	$(PY) bench/pkce_cleanup.py --pgbouncer
 	$(PY) bench/emails_throughput.py
 
 clean:

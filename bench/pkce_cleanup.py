@@ -3,11 +3,13 @@
 Usage (from the project root; PostgreSQL must be running):
 
     .venv/bin/python bench/pkce_cleanup.py [--rows 2000000] [--expired 1000000]
-        [--repeats 3] [--url postgres://postgres@127.0.0.1:5432/pluggedin_bench]
-        [--memory-rows 200000,2000000] [--skip-memory]
+        [--repeats 3] [--url postgres://postgres@127.0.0.1:5432/NAME]
+        [--memory-rows 200000,2000000] [--skip-memory] [--pgbouncer]
 
 It creates the database named in --url (dropping a leftover one), migrates it with Django,
-and drops it at the end. Scenarios:
+and drops it at the end. The default name, `pluggedin_bench_<checkout>_<pid>`, is this
+run's own, so benchmarks of several checkouts on one server never share a database.
+Scenarios:
 
 (a) insert order: `--expired` rows expired among `--rows`, laid out as created over time
     with one TTL, so the expired (oldest) rows fill the first part of the heap;
@@ -23,13 +25,18 @@ and drops it at the end. Scenarios:
 (d) memory: `manage.py cleanup_pkce` as a subprocess on each `--memory-rows` count of
     expired rows; prints the peak resident memory (ru_maxrss) of each.
 
-Bar (issue 2): ours <= 1.25x the plain DELETE in (a) and (b); no sequential scan in (c);
-flat memory in (d).
+With `--pgbouncer`, (a) and (b) run once more with both methods going through a PgBouncer
+in transaction mode that the benchmark starts on a loopback port (`tests/pgbouncer.py`;
+root starts it as the `postgres` OS user); loading and settling the table stays direct.
+
+Bar (issue 2): ours <= 1.25x the plain DELETE in (a) and (b), direct and through the
+pooler; no sequential scan in (c); flat memory in (d).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import subprocess
@@ -42,6 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TABLE = "oauth_pkce_states"
 SOURCE = "bench_pkce_source"
 BAR = 1.25
+CHECKOUT = hashlib.blake2b(str(ROOT).encode(), digest_size=4).hexdigest()
+DEFAULT_URL = f"postgres://postgres@127.0.0.1:5432/pluggedin_bench_{CHECKOUT}_{os.getpid()}"
 
 # One row per i; rows i <= expired are expired, the others expire tomorrow. Column values
 # have the sizes real states have (43+ char state and verifier, 64 hex HMAC).
@@ -67,7 +76,10 @@ def main() -> int:
     create_database(admin_url, db_name)
     try:
         setup_django(args.url)
+        connect_direct(args.url)
         results = run_scenarios(args)
+        if args.pgbouncer:
+            results += through_pgbouncer(args)
     finally:
         close_django()
         drop_database(admin_url, db_name)
@@ -82,8 +94,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="Rounds per scenario (median).")
     parser.add_argument(
         "--url",
-        default="postgres://postgres@127.0.0.1:5432/pluggedin_bench",
+        default=DEFAULT_URL,
         help="PostgreSQL URL; the database is created and dropped by the benchmark.",
+    )
+    parser.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="Also run (a) and (b) through PgBouncer in transaction mode.",
     )
     parser.add_argument(
         "--memory-rows",
@@ -144,16 +161,27 @@ def setup_django(url: str) -> None:
 
 
 def close_django() -> None:
+    if _direct:
+        _direct.pop().close()
     if "django.db" in sys.modules:
         from django.db import connections
 
         connections.close_all()
 
 
-def sql(statement: str, params: dict | list | None = None) -> list[tuple]:
-    from django.db import connection
+# Set-up statements (loading, VACUUM, session settings, statistics) go over one direct
+# connection of their own; Django's connection is what the timed methods use.
+_direct: list = []
 
-    with connection.cursor() as cursor:
+
+def connect_direct(url: str) -> None:
+    import psycopg
+
+    _direct.append(psycopg.connect(url, autocommit=True))
+
+
+def sql(statement: str, params: dict | list | None = None) -> list[tuple]:
+    with _direct[0].cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.fetchall() if cursor.description else []
 
@@ -230,6 +258,29 @@ def run_scenarios(args: argparse.Namespace) -> list[dict]:
     return results
 
 
+def through_pgbouncer(args: argparse.Namespace) -> list[dict]:
+    """(a) and (b) again, Django's connection (both methods) going through the pooler."""
+    from django.db import connection
+
+    from tests.pgbouncer import pgbouncer
+
+    db = connection.settings_dict
+    with pgbouncer(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as port:
+        direct_port = db["PORT"]
+        connection.close()
+        db["HOST"], db["PORT"] = "127.0.0.1", port
+        try:
+            results = [
+                side_by_side(f"{label} via pgbouncer", args, shuffled=shuffled)
+                for label, shuffled, key in (("a)", False, "a"), ("b)", True, "b"))
+                if key in args.scenarios
+            ]
+        finally:
+            connection.close()
+            db["PORT"] = direct_port
+    return results
+
+
 def side_by_side(name: str, args: argparse.Namespace, *, shuffled: bool) -> dict:
     print(f"\n{name}: {args.expired:,} expired among {args.rows:,} rows", flush=True)
     build_source(args.rows, args.expired, shuffled=shuffled)
@@ -273,7 +324,7 @@ def tiny_backlog(rows: int) -> dict:
     print(f"  deleted {deleted} in {seconds * 1000:.1f} ms with {len(captured)} statements")
     plans_scan = False
     for query in captured.captured_queries:
-        if not query["sql"].startswith(("SELECT", "DELETE")):
+        if not query["sql"].startswith(("SELECT", "DELETE", "WITH")):
             continue  # session settings (SET/RESET) have no plan
         plan = [line for (line,) in sql(f"EXPLAIN {query['sql']}")]
         # Catalog lookups (pg_stats, pg_class) may scan their tiny tables; ours may not.
@@ -340,10 +391,10 @@ def command_peak_rss(url: str) -> tuple[int, float]:
 def print_summary(results: list[dict]) -> None:
     print("\nSummary")
     width = max(len(r["figures"]) for r in results)
-    print(f"  {'scenario':<17} {'figures':<{width}}  {'bar':<15} result")
+    print(f"  {'scenario':<20} {'figures':<{width}}  {'bar':<15} result")
     for r in results:
         verdict = "PASS" if r["ok"] else "FAIL"
-        print(f"  {r['scenario']:<17} {r['figures']:<{width}}  {r['bar']:<15} {verdict}")
+        print(f"  {r['scenario']:<20} {r['figures']:<{width}}  {r['bar']:<15} {verdict}")
 
 
 if __name__ == "__main__":

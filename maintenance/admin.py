@@ -153,7 +153,7 @@ def back(request: HttpRequest) -> HttpResponseRedirect:
 
 @admin.register(TaskLock)
 class TaskLockAdmin(admin.ModelAdmin):
-    list_display = ["task", "owner", "acquired_at", "expires_at"]
+    list_display = ["task", "host", "pid", "acquired_at", "expires_at"]
 
     def has_add_permission(self, request) -> bool:
         return False

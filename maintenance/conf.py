@@ -161,8 +161,9 @@ maintenance_settings = AppSettings(
             10_000, "Rows deleted per batch, each its own short transaction.", whole_number(1)
         ),
         "MAINTENANCE_LOCK_LEASE_SECONDS": Setting(
-            900,
-            "Lease of a task lock where the database has no advisory locks (SQLite).",
+            60,
+            "Lease of a running task's lock, renewed every third of it while the run lives; "
+            "a dead runner's lock lapses within it.",
             whole_number(1),
         ),
         "MAINTENANCE_RUN_RETENTION_DAYS": Setting(

@@ -1,87 +1,134 @@
 """Single-flight locks: one run of a task at a time, across threads, processes and hosts.
 
-On PostgreSQL a session-level advisory lock: the server releases it the moment the holding
-connection ends, so a killed runner never leaves a stale lock. Elsewhere (SQLite) a lease
-row in `maintenance_task_locks`: a killed runner's lease lapses after
-MAINTENANCE_LOCK_LEASE_SECONDS.
+A task is held through its lease row in `maintenance_task_locks` (who: host and pid; since
+when; until when), the same way on every database. Taking it is one `INSERT`, or one
+`UPDATE` of a lease that has lapsed; while the run lives a thread renews the lease every
+third of `MAINTENANCE_LOCK_LEASE_SECONDS`; the run's end deletes the row. Each step is one
+short transaction of its own, so the lock behaves the same on a direct connection and
+behind a session- or transaction-mode pooler (PgBouncer, Supabase, Neon, RDS Proxy), where
+consecutive transactions of one client run on different server connections and a
+session-level advisory lock would stay behind on whichever server connection took it.
+
+A runner that dies (kill -9, a lost host) leaves its row, and its lease lapses at most
+`MAINTENANCE_LOCK_LEASE_SECONDS` after its last renewal; the next runner then takes the
+task over. Nothing else is held in the database: no advisory lock, no open transaction.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from .conf import maintenance_settings
-from .events import LOCK_RELEASE_FAILED, log_event
+from .events import LOCK_RELEASE_FAILED, LOCK_RENEWAL_FAILED, log_event
 from .models import TaskLock
 
 logger = logging.getLogger(__name__)
 
 
-def advisory_key(task: str) -> int:
-    """A stable signed 64-bit key per task name, the same on every host."""
-    digest = hashlib.blake2b(f"pluggedin.maintenance:{task}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+@dataclass
+class Claim:
+    """The answer of `task_lock`: truthy when this caller holds the task.
+
+    `since` is when this caller took it; `holder` describes the other runner when it
+    did not (`host web-1, pid 42, since 2026-01-01T00:00:00Z`)."""
+
+    held: bool
+    since: datetime | None = None
+    holder: str = "an unknown runner"
+
+    def __bool__(self) -> bool:
+        return self.held
 
 
 @contextmanager
-def task_lock(task: str) -> Iterator[bool]:
-    """Yield True when this caller holds the task's lock, False when another runner does."""
-    if connection.vendor == "postgresql":
-        with _advisory_lock(task) as held:
-            yield held
-    else:
-        with _lease_lock(task) as held:
-            yield held
-
-
-@contextmanager
-def _advisory_lock(task: str) -> Iterator[bool]:
-    key = advisory_key(task)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        held = cursor.fetchone()[0]
+def task_lock(task: str) -> Iterator[Claim]:
+    """Hold `task` for the block when no other runner does; yield the `Claim`."""
+    owner = uuid.uuid4().hex
+    lease = timedelta(seconds=maintenance_settings.MAINTENANCE_LOCK_LEASE_SECONDS)
+    since = timezone.now()
+    if not _take(task, owner, since, lease):
+        yield Claim(held=False, holder=_holder(task))
+        return
+    renewal = _Renewal(task, owner, lease)
+    renewal.start()
     try:
-        yield held
+        yield Claim(held=True, since=since)
     finally:
-        if held:
-            _release_advisory(task, key)
+        renewal.stop()
+        _release(task, owner)
 
 
-def _release_advisory(task: str, key: int) -> None:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-    except DatabaseError:
-        # The connection is gone, and the server dropped the lock with it.
-        log_event(logger, logging.WARNING, LOCK_RELEASE_FAILED, task=task, exc_info=True)
-
-
-@contextmanager
-def _lease_lock(task: str) -> Iterator[bool]:
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-    held = _take_lease(task, owner)
-    try:
-        yield held
-    finally:
-        if held:
-            TaskLock.objects.release(task, owner)
-
-
-def _take_lease(task: str, owner: str) -> bool:
-    until = timezone.now() + timedelta(seconds=maintenance_settings.MAINTENANCE_LOCK_LEASE_SECONDS)
+def _take(task: str, owner: str, now: datetime, lease: timedelta) -> bool:
+    where = {"host": socket.gethostname()[:255], "pid": os.getpid()}
     try:
         with transaction.atomic():
-            TaskLock.objects.create(task=task, owner=owner, expires_at=until)
+            TaskLock.objects.create(
+                task=task, owner=owner, acquired_at=now, expires_at=now + lease, **where
+            )
         return True
     except IntegrityError:
-        return TaskLock.objects.take_over_expired(task, owner, until)
+        return TaskLock.objects.take_over_expired(task, owner, now + lease, **where)
+
+
+def _holder(task: str) -> str:
+    lock = TaskLock.objects.filter(task=task).first()
+    return lock.holder if lock else "a runner that has just finished"
+
+
+def _release(task: str, owner: str) -> None:
+    """Delete the lease. A run that failed on a broken connection (a terminated backend)
+    releases on a new one; if even that fails, the lease lapses on its own."""
+    for attempt in (1, 2):
+        try:
+            TaskLock.objects.release(task, owner)
+            return
+        except DatabaseError:
+            if attempt == 2 or connection.in_atomic_block:
+                log_event(logger, logging.WARNING, LOCK_RELEASE_FAILED, task=task, exc_info=True)
+                return
+            connection.close()
+
+
+class _Renewal:
+    """Extends the lease every third of its length until stopped, on its own connection."""
+
+    def __init__(self, task: str, owner: str, lease: timedelta) -> None:
+        self.task, self.owner, self.lease = task, owner, lease
+        self.every = max(lease.total_seconds() / 3, 0.1)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-renewal-{task}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while not self._stopped.wait(self.every):
+                self._renew()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _renew(self) -> None:
+        try:
+            if TaskLock.objects.renew(self.task, self.owner, timezone.now() + self.lease):
+                return
+            reason = "the lease lapsed and another runner took the task"
+        except DatabaseError as exc:
+            reason = str(exc).strip()
+            connection.close()  # the next renewal reconnects
+        log_event(logger, logging.WARNING, LOCK_RENEWAL_FAILED, task=self.task, reason=reason)

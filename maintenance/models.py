@@ -1,4 +1,5 @@
-"""The run log (`maintenance_task_runs`) and the lease table behind the non-PostgreSQL lock."""
+"""The run log (`maintenance_task_runs`) and the task leases behind the single-flight lock
+(`maintenance_task_locks`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from datetime import datetime
 
 from django.db import models
 from django.utils import timezone
+
+from .isotime import iso_utc
 
 
 class Trigger(models.TextChoices):
@@ -108,21 +111,32 @@ class RunTallyMark(models.Model):
 
 
 class TaskLockQuerySet(models.QuerySet):
-    def take_over_expired(self, task: str, owner: str, until: datetime) -> bool:
-        updated = self.filter(task=task, expires_at__lt=timezone.now()).update(
-            owner=owner, acquired_at=timezone.now(), expires_at=until
+    def take_over_expired(self, task: str, owner: str, until: datetime, **where) -> bool:
+        """Take `task`'s lease if it has lapsed; True when this caller now holds it."""
+        now = timezone.now()
+        updated = self.filter(task=task, expires_at__lt=now).update(
+            owner=owner, acquired_at=now, expires_at=until, **where
         )
         return updated == 1
+
+    def renew(self, task: str, owner: str, until: datetime) -> bool:
+        """Extend `owner`'s lease; False when it no longer holds it."""
+        return self.filter(task=task, owner=owner).update(expires_at=until) == 1
 
     def release(self, task: str, owner: str) -> None:
         self.filter(task=task, owner=owner).delete()
 
 
 class TaskLock(models.Model):
-    """A lease row per running task, for databases without advisory locks (SQLite, ...)."""
+    """The lease of a running task: one row while a run holds the task, none otherwise.
+
+    The holder renews `expires_at` while it runs and deletes the row when it ends; a row
+    whose lease has lapsed was left by a runner that died, and the next runner takes it."""
 
     task = models.CharField(max_length=64, primary_key=True)
     owner = models.CharField(max_length=128)
+    host = models.CharField(max_length=255, blank=True, default="")
+    pid = models.PositiveIntegerField(null=True, blank=True)
     acquired_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
 
@@ -132,7 +146,13 @@ class TaskLock(models.Model):
         db_table = "maintenance_task_locks"
 
     def __str__(self) -> str:
-        return f"{self.task} held by {self.owner} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.task} held by {self.holder}"
+
+    @property
+    def holder(self) -> str:
+        """Who holds the task, for skip messages: `host web-1, pid 42, since <ISO time>`."""
+        since = iso_utc(self.acquired_at, timespec="seconds")
+        return f"host {self.host or '?'}, pid {self.pid or '?'}, since {since}"
 
 
 class TaskPauseQuerySet(models.QuerySet):

@@ -40,6 +40,11 @@ from .status import pause_summary
 
 logger = logging.getLogger("maintenance.runner")
 
+RUNNER_STOPPED = (
+    "Runner stopped: the process running it (host {host}, pid {pid}) ended before the run"
+    " finished; closed by the next run of the task"
+)
+
 
 class TaskFailed(Exception):
     """Raised by a task function that did part of its work and then could not go on (an
@@ -155,10 +160,11 @@ def _run_registered(
     reason = task.blocked_reason()
     if reason:
         return _record_skip(task.name, trigger, started, reason, gated=True)
-    with task_lock(task.name) as held:
-        if not held:
-            reason = f"Skipped: another runner is already running {task.name}"
+    with task_lock(task.name) as claim:
+        if not claim:
+            reason = f"Skipped: another runner is already running {task.name} ({claim.holder})"
             return _record_skip(task.name, trigger, started, reason)
+        _close_abandoned_runs(task.name, claim.since)
         if unless_succeeded_since and TaskRun.objects.succeeded_since(
             task.name, unless_succeeded_since
         ):
@@ -176,6 +182,19 @@ def _run_registered(
             outcome = _finish(run, started, RunStatus.SUCCEEDED, result, message=message)
         notify_finished(outcome)
         return outcome
+
+
+def _close_abandoned_runs(name: str, held_since: datetime) -> None:
+    """Close as `failed` the runs of `name` left `running` by a process that died: they
+    started before this caller took the task, whose lock proves nobody else holds it."""
+    abandoned = TaskRun.objects.for_task(name).filter(
+        status=RunStatus.RUNNING, started_at__lt=held_since
+    )
+    for run in abandoned:
+        run.status = RunStatus.FAILED
+        run.finished_at = timezone.now()
+        run.error = RUNNER_STOPPED.format(host=run.host or "?", pid=run.pid or "?")
+        run.save(update_fields=["status", "finished_at", "error"])
 
 
 def _record_skip(
@@ -207,13 +226,26 @@ def _failure(
         duration_ms=_elapsed_ms(started),
     )
     if run is not None:
+        outcome.run_id = run.pk
         try:
-            _finish(run, started, RunStatus.FAILED, result, error=error)
-            outcome.run_id = run.pk
+            _finish_on_a_working_connection(run, started, error, result)
         except Exception:  # the database went away mid-run; the error still reaches the caller
             log_event(logger, logging.WARNING, RUN_RECORD_FAILED, task=name, run=run.pk)
-            outcome.run_id = run.pk
     return outcome
+
+
+def _finish_on_a_working_connection(
+    run: TaskRun, started: float, error: str, result: Mapping[str, Any]
+) -> None:
+    """Record the failure; when the run broke its connection (a terminated backend, a
+    restarted pooler), on a new one, so the run log keeps the error that stopped the run."""
+    try:
+        _finish(run, started, RunStatus.FAILED, result, error=error)
+    except DatabaseError:
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        _finish(run, started, RunStatus.FAILED, result, error=error)
 
 
 def _finish(

@@ -17,9 +17,10 @@ from django.utils import timezone
 
 from . import pauses, registry
 from .isotime import iso_utc
-from .models import RunStatus, TaskPause, TaskRun
+from .models import RunStatus, TaskLock, TaskPause, TaskRun
 
 STALE_FACTOR = 2
+ABANDONED_SHOWN = 10
 
 
 # Words whose camelCase is not their capitalised form, for backlog keys in JSON.
@@ -105,6 +106,7 @@ def task_status(
         "problem": problem,
         **pause_summary(pause),
         "warning": _pause_warning(pause, now),
+        "abandonedRuns": abandoned_runs(task.name, now),
     }
 
 
@@ -113,6 +115,18 @@ def _pause_warning(pause: TaskPause | None, now: datetime) -> str | None:
         return None
     since = pauses.utc_minute(pause.paused_at)
     return f"paused for more than a day (since {since}); resume it once the cause is fixed"
+
+
+def abandoned_runs(name: str, now: datetime) -> list[dict[str, Any]]:
+    """Runs left `running` by a process that no longer holds the task (it died): the next
+    run of the task closes them as failed; until then they show here."""
+    running = TaskRun.objects.for_task(name).filter(status=RunStatus.RUNNING)[:ABANDONED_SHOWN]
+    lease = TaskLock.objects.filter(task=name, expires_at__gte=now).first()
+    return [
+        {**run_summary(run), "host": run.host, "pid": run.pid}
+        for run in running
+        if lease is None or (run.host, run.pid) != (lease.host, lease.pid)
+    ]
 
 
 def backlog() -> dict[str, int]:

@@ -157,6 +157,10 @@ def _database() -> dict:
         # Several runners (cron, HTTP, scheduler) share one file: wait for the write lock
         # instead of failing, and take it up front so transactions never deadlock.
         config.setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        # Server-side cursors (`.iterator()`) outlive a transaction, which a transaction-mode
+        # pooler (PgBouncer, Supabase, Neon) does not allow; off everywhere, nothing to set.
+        config["DISABLE_SERVER_SIDE_CURSORS"] = True
     return config
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 
 from maintenance import registry
+from tests import pgbouncer
 from tests.smtp_server import slow_smtp_server, smtp_down, smtp_server  # noqa: F401
 
 SECRET = "s3cret-token-for-tests-0123456789abcdef"
@@ -38,6 +39,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     the SQLite pass, run in the PostgreSQL pass of `make test`."""
     if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (covered by the PostgreSQL pass of `make test`)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pooled_test_database_droppable(request):
+    """Behind the pooler of `make test-pgbouncer`, the pooler keeps idle server connections
+    to the test database, and PostgreSQL refuses to drop a database in use: end them after
+    the last test, before the test database is dropped."""
+    if not os.environ.get(pgbouncer.PORT_VARIABLE):
+        yield
+        return
+    request.getfixturevalue("django_db_setup")  # so this teardown runs before its own
+    blocker = request.getfixturevalue("django_db_blocker")
+    yield
+    from django.db import connections
+
+    name = connection.settings_dict["NAME"]
+    connections.close_all()
+    with blocker.unblock(), connection._nodb_cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
+        )
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from emails.models import ScheduledEmail
+from maintenance.models import TaskLock
 from maintenance.runner import run_task
 from tests.factories import make_due, statuses
 from tests.processes import manage, wait_for
@@ -43,6 +44,8 @@ def test_killed_runner_loses_nothing_and_the_next_run_sends_the_rest(slow_smtp_s
     assert wait_for(
         lambda: timezone.now() > max(row.claimed_until for row in leased.all()), 60, 0.05
     )
+    # ... and the dead runner's hold on the task (renewed until the kill) has lapsed too
+    assert wait_for(lambda: not TaskLock.objects.filter(expires_at__gte=timezone.now()), 60)
     slow_smtp_server.recorder.delay = 0
     outcome = run_task("scheduled_emails", "scheduler")
 

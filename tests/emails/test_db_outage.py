@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from emails.models import ScheduledEmail
 from maintenance.runner import run_task
-from tests import processes
+from tests import pgbouncer, processes
 from tests.factories import make_due, statuses
 from tests.processes import wait_for
 
@@ -48,10 +48,16 @@ def test_database_outage_mid_batch_loses_nothing(smtp_server, settings):
     )
     smtp_server.recorder.before_reply = None
 
-    assert done.returncode == 1
-    assert "failed" in done.stderr and "Traceback" not in done.stderr
+    if pgbouncer.session_is_pooled():
+        # The pooler replaces the killed server connections between transactions: the
+        # run may not even notice the outage. Nothing may be lost either way.
+        assert done.returncode in (0, 1), done.stderr
+    else:
+        assert done.returncode == 1
+        assert "failed" in done.stderr
+        assert statuses().get("sent", 0) < 60
+    assert "Traceback" not in done.stderr
     assert ScheduledEmail.objects.count() == 60
-    assert statuses().get("sent", 0) < 60
 
     # The rows the dead run held are claimable again once their lease has passed: wait for
     # exactly that, as the data says, instead of a fixed sleep.

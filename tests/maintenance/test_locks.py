@@ -1,31 +1,33 @@
-"""Single flight: a task never runs twice at once, across threads and processes."""
+"""Single flight: a task never runs twice at once, across threads and processes, and no
+lock outlives its run."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import psycopg
 import pytest
 from django.db import connection
+from django.utils import timezone
 
-from maintenance.locks import advisory_key, task_lock
+from maintenance import runner
+from maintenance.locks import task_lock
 from maintenance.models import TaskLock, TaskRun
+from maintenance.status import maintenance_status
 from oauth.models import PKCEState
-from tests.factories import make_state
-from tests.processes import manage
+from tests.factories import fake_task, make_state
+from tests.processes import manage, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def test_advisory_keys_are_stable_and_distinct():
-    assert advisory_key("pkce_cleanup") == advisory_key("pkce_cleanup")
-    assert advisory_key("pkce_cleanup") != advisory_key("scheduled_emails")
-    assert -(2**63) <= advisory_key("pkce_cleanup") < 2**63
 
 
 def test_second_holder_is_refused_until_the_first_releases():
@@ -34,8 +36,8 @@ def test_second_holder_is_refused_until_the_first_releases():
     release = threading.Event()
 
     def first() -> None:
-        with task_lock("demo") as got:
-            results["first"] = got
+        with task_lock("demo") as claim:
+            results["first"] = bool(claim)
             held.set()
             release.wait(10)
         connection.close()
@@ -43,23 +45,105 @@ def test_second_holder_is_refused_until_the_first_releases():
     thread = threading.Thread(target=first)
     thread.start()
     assert held.wait(10)
-    with task_lock("demo") as got:
-        results["second"] = got
+    with task_lock("demo") as claim:
+        results["second"] = bool(claim)
+        holder = claim.holder
     release.set()
     thread.join()
-    with task_lock("demo") as got:
-        results["after"] = got
+    with task_lock("demo") as claim:
+        results["after"] = bool(claim)
 
     assert results == {"first": True, "second": False, "after": True}
+    assert f"host {socket.gethostname()}, pid {os.getpid()}, since " in holder
 
 
-def test_an_expired_lease_is_taken_over(settings):
-    if connection.vendor == "postgresql":
-        pytest.skip("PostgreSQL uses advisory locks, released by the server")
-    settings.MAINTENANCE_LOCK_LEASE_SECONDS = -1  # every lease is born expired
-    with task_lock("demo") as first, task_lock("demo") as second:
-        assert first and second
+def test_a_finished_run_leaves_no_lock_and_the_next_run_is_not_skipped(isolated_registry):
+    isolated_registry.register(fake_task("demo"))
+    outcomes = [runner.run_task("demo", "command") for _ in range(3)]
+
+    assert [o.status for o in outcomes] == ["succeeded"] * 3
     assert not TaskLock.objects.exists()
+    assert _advisory_locks() == 0
+
+
+def test_a_failed_run_leaves_no_lock(isolated_registry):
+    def broken(**options):
+        raise RuntimeError("boom")
+
+    isolated_registry.register(fake_task("demo", broken))
+    assert runner.run_task("demo", "command").status == "failed"
+
+    assert not TaskLock.objects.exists()
+    assert runner.run_task("demo", "command").status == "failed"  # ran again, not skipped
+
+
+def test_the_lease_is_renewed_while_the_run_lives(isolated_registry, settings):
+    """A run longer than the lease keeps the task: its lease is renewed, not lapsed."""
+    settings.MAINTENANCE_LOCK_LEASE_SECONDS = 1
+    started, finish = threading.Event(), threading.Event()
+
+    def long_run(**options):
+        started.set()
+        finish.wait(30)
+        return {"count": 1}
+
+    isolated_registry.register(fake_task("demo", long_run))
+    first = threading.Thread(target=lambda: (runner.run_task("demo", "http"), connection.close()))
+    first.start()
+    try:
+        assert started.wait(30)
+        time.sleep(2.5)  # more than twice the lease
+        second = runner.run_task("demo", "command")
+    finally:
+        finish.set()
+        first.join(30)
+
+    assert second.skipped
+    assert f"pid {os.getpid()}" in second.message
+    assert sorted(TaskRun.objects.values_list("status", flat=True)) == ["skipped", "succeeded"]
+    assert not TaskLock.objects.exists()
+
+
+def test_a_lapsed_lease_is_taken_over_and_its_run_closed_as_failed(isolated_registry):
+    """A runner that died left its lease and a `running` run: once the lease has lapsed,
+    the next run takes the task, and closes the dead run as failed."""
+    isolated_registry.register(fake_task("demo"))
+    long_ago = timezone.now() - timedelta(minutes=5)
+    dead = TaskRun.objects.create(
+        task="demo", trigger="cron", started_at=long_ago, host="web-9", pid=4242
+    )
+    TaskLock.objects.create(
+        task="demo", owner="gone", host="web-9", pid=4242, acquired_at=long_ago,
+        expires_at=long_ago + timedelta(seconds=60),
+    )  # fmt: skip
+    abandoned = maintenance_status()["tasks"]["demo"]["abandonedRuns"]
+
+    outcome = runner.run_task("demo", "command")
+
+    assert [(r["id"], r["host"], r["pid"]) for r in abandoned] == [(dead.pk, "web-9", 4242)]
+    assert outcome.status == "succeeded"
+    dead.refresh_from_db()
+    assert dead.status == "failed"
+    assert dead.error.startswith("Runner stopped")
+    assert "web-9" in dead.error and "4242" in dead.error
+    assert dead.finished_at is not None
+    assert maintenance_status()["tasks"]["demo"]["abandonedRuns"] == []
+    assert not TaskLock.objects.exists()
+
+
+def test_a_live_lease_is_not_taken_and_the_skip_names_its_holder(isolated_registry):
+    isolated_registry.register(fake_task("demo"))
+    since = timezone.now() - timedelta(seconds=30)
+    TaskLock.objects.create(
+        task="demo", owner="other", host="worker-3", pid=777, acquired_at=since,
+        expires_at=timezone.now() + timedelta(seconds=30),
+    )  # fmt: skip
+
+    outcome = runner.run_task("demo", "command")
+
+    assert outcome.skipped and outcome.success
+    assert "host worker-3, pid 777, since " in outcome.message
+    assert TaskLock.objects.get().owner == "other"
 
 
 def _pg_conninfo() -> str:
@@ -71,19 +155,42 @@ def _pg_conninfo() -> str:
 
 
 @contextmanager
-def runner_stuck_in_its_delete() -> Iterator[subprocess.Popen]:
+def runner_stuck_in_its_delete(**env: str) -> Iterator[subprocess.Popen]:
     """A `cleanup_pkce` process holding the task lock, kept inside its DELETE by a table
     lock that another connection holds until the block ends."""
-    blocker = psycopg.connect(_pg_conninfo())
+    blocker = psycopg.connect(_pg_conninfo(), autocommit=True)
     blocker.execute("BEGIN")
     blocker.execute("LOCK TABLE oauth_pkce_states IN EXCLUSIVE MODE")
     try:
-        runner = manage("cleanup_pkce", "--json")
-        _wait_for(lambda: TaskRun.objects.filter(status="running").exists())
+        runner = manage("cleanup_pkce", "--json", **env)
+        assert wait_for(_delete_waiting, timeout=60), "the runner never reached its DELETE"
         yield runner
     finally:
-        blocker.rollback()
+        blocker.execute("ROLLBACK")
         blocker.close()
+
+
+def _delete_waiting() -> int | None:
+    """The backend pid of a DELETE waiting for a lock, if any."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE '%%DELETE FROM%%'"
+            " AND pid <> pg_backend_pid()"
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _advisory_locks() -> int:
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        return cursor.fetchone()[0]
 
 
 @pytest.mark.postgres
@@ -101,43 +208,75 @@ def test_two_runners_started_together_one_deletes_the_other_skips():
     assert first_body["deletedCount"] == 1
     assert second_body["skipped"] is True
     assert second_body["success"] is True
+    assert f"pid {first.pid}" in second_body["message"]
     assert "deletedCount" not in second_body
     assert PKCEState.objects.count() == 1
     statuses = sorted(TaskRun.objects.values_list("status", flat=True))
     assert statuses == ["skipped", "succeeded"]
+    assert not TaskLock.objects.exists()
+    assert _advisory_locks() == 0
 
 
 @pytest.mark.postgres
-def test_a_killed_runner_does_not_leave_the_task_locked():
+def test_a_killed_runner_holds_its_task_only_until_its_lease_lapses():
     make_state("a", expired=True)
-    with runner_stuck_in_its_delete() as doomed:
-        doomed.kill()
+    with runner_stuck_in_its_delete(MAINTENANCE_LOCK_LEASE_SECONDS="3") as doomed:
+        doomed.send_signal(signal.SIGKILL)
         doomed.wait(30)
-    _wait_for(lambda: _other_backends() == 0)  # the server has noticed the dead client
+        killed_at = time.monotonic()
+    (doomed_run,) = TaskRun.objects.filter(status="running")
 
+    early = json.loads(manage("cleanup_pkce", "--json").communicate(timeout=60)[0])
+    assert early["skipped"] is True, early  # the lease is still live
+    assert f"pid {doomed.pid}" in early["message"]
+    time.sleep(max(0.0, 3.5 - (time.monotonic() - killed_at)))
+    status = maintenance_status()["tasks"]["pkce_cleanup"]
     survivor = manage("cleanup_pkce", "--json")
     out, err = survivor.communicate(timeout=60)
 
+    assert [r["id"] for r in status["abandonedRuns"]] == [doomed_run.pk]
     assert survivor.returncode == 0, err
     body = json.loads(out)
-    assert body["success"] is True
-    assert "skipped" not in body
+    assert body["success"] is True and "skipped" not in body, body
     assert not PKCEState.objects.exists()
+    doomed_run.refresh_from_db()
+    assert doomed_run.status == "failed"
+    assert doomed_run.error.startswith("Runner stopped")
+    assert not TaskLock.objects.exists()
 
 
-def _other_backends() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return cursor.fetchone()[0]
+@pytest.mark.postgres
+def test_a_terminated_backend_leaves_its_own_error_in_the_run_log():
+    make_state("a", expired=True)
+    with runner_stuck_in_its_delete() as doomed:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [_delete_waiting()])
+        out, err = doomed.communicate(timeout=60)
+
+    assert doomed.returncode == 1, (out, err)
+    (run,) = TaskRun.objects.all()
+    assert run.status == "failed"
+    assert "terminating connection due to administrator command" in run.error, run.error
+    assert "connection is closed" not in run.error
+    assert not TaskLock.objects.exists()
+    assert runner.run_task("pkce_cleanup", "command").status == "succeeded"
 
 
-def _wait_for(condition, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+def test_skips_behind_a_stuck_holder_do_not_look_healthy(isolated_registry):
+    """Every trigger skips while a stuck runner holds the task; once no run has succeeded
+    within twice the interval, status says so although each skip was a `success`."""
+    isolated_registry.register(fake_task("demo", seconds=60))
+    long_ago = timezone.now() - timedelta(minutes=10)
+    TaskRun.objects.create(task="demo", trigger="cron", status="succeeded", started_at=long_ago)
+    TaskLock.objects.create(
+        task="demo", owner="stuck", host="worker-3", pid=777, acquired_at=long_ago,
+        expires_at=timezone.now() + timedelta(seconds=60),
+    )  # fmt: skip
+
+    skips = [runner.run_task("demo", trigger) for trigger in ("cron", "http", "scheduler")]
+    status = maintenance_status()
+
+    assert all(o.skipped and o.success for o in skips)
+    assert status["healthy"] is False
+    assert status["tasks"]["demo"]["healthy"] is False
+    assert "no success in the last 2 min" in status["tasks"]["demo"]["problem"]

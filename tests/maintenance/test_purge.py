@@ -49,7 +49,7 @@ def purge_capturing_deletes(batch_size: int) -> tuple[int, list[str]]:
     """Purge everything expired now; return the count and the DELETE statements sent."""
     with CaptureQueriesContext(connection) as captured:
         deleted = purge_expired(PKCEState, timezone.now(), batch_size=batch_size)
-    statements = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("DELETE")]
+    statements = [q["sql"] for q in captured.captured_queries if "DELETE FROM" in q["sql"]]
     return deleted, statements
 
 
@@ -153,16 +153,20 @@ def test_a_large_backlog_elsewhere_goes_in_key_batches():
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgres
 def test_each_batch_is_its_own_transaction():
-    """In autocommit every DELETE commits alone: another connection sees a batch gone
-    while the cleanup is still going."""
+    """Every batch commits alone: by the statement after a batch's DELETE, another
+    connection sees that batch gone while the cleanup is still going; and the batches'
+    `synchronous_commit = off` ends with them (nothing left set on the connection, which a
+    pooler would hand to other clients)."""
     fill(expired=3000, active=1000)
+    deleted: list[bool] = []
     seen_from_outside: list[int] = []
 
     def watch(execute, sql, params, many, context):
-        result = execute(sql, params, many, context)
-        deleted_some = sql.startswith("DELETE") and context["cursor"].rowcount > 0
-        if deleted_some and not seen_from_outside:
+        if deleted and not seen_from_outside:
             seen_from_outside.append(count_from_another_connection())
+        result = execute(sql, params, many, context)
+        if "DELETE FROM" in sql and context["cursor"].rowcount > 0:
+            deleted.append(True)
         return result
 
     with connection.execute_wrapper(watch):
@@ -170,6 +174,9 @@ def test_each_batch_is_its_own_transaction():
 
     assert connection.get_autocommit()
     assert 1000 < seen_from_outside[0] < 4000
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
 
 
 def count_from_another_connection() -> int:

@@ -111,7 +111,7 @@ def test_a_failed_or_skipped_run_does_not_prune(isolated_registry):
 def refuse_run_log_deletes(execute, sql, params, many, context):
     """The database refuses the prune's DELETE, as it does when another writer holds the
     table for longer than the lock timeout."""
-    if sql.startswith("DELETE") and "maintenance_task_runs" in sql:
+    if "DELETE FROM" in sql and "maintenance_task_runs" in sql:
         raise OperationalError("database is locked")
     return execute(sql, params, many, context)
 

@@ -200,7 +200,10 @@ def test_a_database_outage_gets_a_friendly_503_page(ann, settings):
     port = free_port()
     dead_database = f"postgres://postgres@127.0.0.1:{free_port()}/pluggedin"
     server = subprocess.Popen(
-        [PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "pluggedin.wsgi:application"],
+        [
+            *(PYTHON, "-m", "gunicorn", "--no-control-socket"),
+            *("--bind", f"127.0.0.1:{port}", "pluggedin.wsgi:application"),
+        ],
         cwd=ROOT,
         env=project_env(
             DATABASE_URL=dead_database,

@@ -280,6 +280,9 @@ def test_two_gunicorn_workers_run_each_task_once_per_interval_in_total(preload):
     once per interval in all, never once per process. The test waits for the runs, not
     for a fixed time, so a slow machine makes it longer, never wrong."""
     args = [PYTHON, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{free_port()}"]
+    # gunicorn 27 listens on a control socket at one fixed path under $HOME by default: two
+    # servers (the previous test's still shutting down) would contend for it.
+    args.append("--no-control-socket")
     server = start(
         [*args, *(["--preload"] if preload else []), "pluggedin.wsgi:application"],
         IN_PROCESS_SCHEDULER="true",
@@ -290,9 +293,10 @@ def test_two_gunicorn_workers_run_each_task_once_per_interval_in_total(preload):
         MAINTENANCE_LOCK_LEASE_SECONDS="6",
     )
     try:
-        assert wait_for(lambda: each_cleanup_ran(RUNS), timeout=120, interval=0.1)
+        ran = wait_for(lambda: each_cleanup_ran(RUNS), timeout=120, interval=0.1)
     finally:
         output = stop(server)
+    assert ran, output[-4000:]
     first = TaskRun.objects.order_by("started_at").first().started_at
     window = (timezone.now() - first).total_seconds()
 

@@ -8,6 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from maintenance.admin_actions import run_task_action
+from maintenance.admin_readonly import ReadOnlyAdmin
 
 from .admin_forms import PreviewForm, SuppressionActionForm, SuppressionForm
 from .models import EmailEvent, EmailPreference, EmailStatus, EmailSuppression, ScheduledEmail
@@ -182,19 +183,10 @@ class EmailSuppressionAdmin(admin.ModelAdmin):
 
 
 @admin.register(EmailEvent)
-class EmailEventAdmin(admin.ModelAdmin):
+class EmailEventAdmin(ReadOnlyAdmin):
     """What the ESPs reported, as stored by the webhooks: read-only."""
 
     list_display = ["received_at", "esp", "event_type", "recipient", "action", "occurred_at"]
     list_filter = ["esp", "event_type", "received_at"]
     search_fields = ["recipient", "event_id", "message_id"]
     date_hierarchy = "received_at"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -16,12 +16,14 @@ from django.views.decorators.http import require_POST
 
 from . import pauses, registry
 from .admin_actions import report_outcome
+from .admin_readonly import ReadOnlyAdmin
 from .models import TaskLock, TaskPause, TaskRun, Trigger
 from .runner import run_task
 
 
 @admin.register(TaskRun)
-class TaskRunAdmin(admin.ModelAdmin):
+class TaskRunAdmin(ReadOnlyAdmin):
+    # The log is evidence; retention prunes it (MAINTENANCE_RUN_RETENTION_DAYS).
     list_display = [
         "id",
         "task",
@@ -49,15 +51,6 @@ class TaskRunAdmin(admin.ModelAdmin):
         "pid",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # the log is evidence; retention prunes it (MAINTENANCE_RUN_RETENTION_DAYS)
 
     @admin.display(description="duration", ordering="duration_ms")
     def duration(self, obj: TaskRun) -> str:
@@ -160,21 +153,12 @@ class TaskLockAdmin(admin.ModelAdmin):
 
 
 @admin.register(TaskPause)
-class TaskPauseAdmin(admin.ModelAdmin):
+class TaskPauseAdmin(ReadOnlyAdmin):
     """The pauses, for inspection; pausing and resuming are the buttons on the app index,
     which log who did it."""
 
     list_display = ["task", "in_force", "paused_by", "paused_at", "paused_until", "reason"]
     search_fields = ["task", "reason", "paused_by"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(boolean=True, description="in force")
     def in_force(self, obj: TaskPause) -> bool:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Protocol
 
+from .checkins import SENTRY_CHECKINS
 from .events import OBSERVER_FAILED, log_event
+from .heartbeat import HEARTBEATS
 
 if TYPE_CHECKING:
     from .models import TaskRun
@@ -26,9 +28,6 @@ class RunObserver(Protocol):
 
 
 def observers() -> list[RunObserver]:
-    from .checkins import SENTRY_CHECKINS
-    from .heartbeat import HEARTBEATS
-
     return [HEARTBEATS, SENTRY_CHECKINS]
 
 

@@ -46,6 +46,7 @@ logger = logging.getLogger("maintenance.scheduler")
 MIN_SLEEP = timedelta(seconds=0.1)  # never spin, even when a due time is in the past
 RETRY_AFTER_ERROR = timedelta(seconds=60)  # the run log itself was unreachable
 SHUTDOWN_TIMEOUT_SECONDS = 10.0  # let a run in progress record its outcome
+FORK_WAIT_SECONDS = 10.0  # how long a fork waits for the scheduler's step in progress
 THREAD_NAME = "maintenance-scheduler"
 
 
@@ -57,6 +58,7 @@ class Scheduler:
         self.stop_event = threading.Event()
         self.due: dict[str, datetime] = {}
         self.thread: threading.Thread | None = None
+        self.busy = threading.RLock()  # held while a step runs; see `_hold_for_fork`
 
     def describe(self) -> str:
         return ",".join(f"{t.name}/{int(t.every.total_seconds())}s" for t in self.tasks)
@@ -65,12 +67,15 @@ class Scheduler:
         """Run until `stop()`: the startup pass first, then each task when it falls due.
         Refused settings (an interval of 0 or less would run a task in a tight loop) stop
         it before the first run, with one line."""
-        if refused_settings():
-            return
-        log_event(logger, logging.INFO, SCHEDULER_STARTED, pid=os.getpid(), tasks=self.describe())
-        self.plan_startup()
+        with self.busy:
+            if refused_settings():
+                return
+            tasks = self.describe()
+            log_event(logger, logging.INFO, SCHEDULER_STARTED, pid=os.getpid(), tasks=tasks)
+            self.plan_startup()
         while not self.stop_event.is_set():
-            self.run_due()
+            with self.busy:
+                self.run_due()
             self.stop_event.wait(self.seconds_until_next_due())
         log_event(logger, logging.INFO, SCHEDULER_STOPPED, pid=os.getpid())
 
@@ -191,12 +196,40 @@ def start_in_process() -> Scheduler | None:
         return _running
 
 
+_held_for_fork: Scheduler | None = None
+
+
+def _hold_for_fork() -> None:
+    """Let the scheduler finish its step in progress before the process forks (gunicorn
+    --preload forks workers from a master that runs one). A child inherits every lock as
+    it was at the fork, and nobody in the child would ever release one held by the
+    scheduler thread: a worker forked while that thread was importing a module for the
+    first time hung forever on that module's import lock. Steps last milliseconds; a
+    longer one (a large backlog) delays the fork by at most `FORK_WAIT_SECONDS`."""
+    global _held_for_fork
+    scheduler = _running
+    if scheduler is not None and scheduler.busy.acquire(timeout=FORK_WAIT_SECONDS):
+        _held_for_fork = scheduler
+
+
+def _release_after_fork_in_parent() -> None:
+    global _held_for_fork
+    if _held_for_fork is not None:
+        _held_for_fork, scheduler = None, _held_for_fork
+        scheduler.busy.release()
+
+
 def _restart_after_fork() -> None:
-    global _running, _start_lock
+    global _running, _start_lock, _held_for_fork
+    _held_for_fork = None
     if _running is None:
         return
     _running, _start_lock = None, threading.Lock()  # the parent's lock may have been held
     start_in_process()
 
 
-os.register_at_fork(after_in_child=_restart_after_fork)
+os.register_at_fork(
+    before=_hold_for_fork,
+    after_in_parent=_release_after_fork_in_parent,
+    after_in_child=_restart_after_fork,
+)

@@ -6,6 +6,8 @@ import logging
 import os
 import signal
 import subprocess
+import threading
+import time
 from datetime import timedelta
 from itertools import pairwise
 
@@ -13,6 +15,7 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
+from maintenance import scheduler as scheduler_module
 from maintenance.models import RunStatus, TaskRun, Trigger
 from maintenance.registry import Task
 from maintenance.runner import run_task
@@ -322,3 +325,51 @@ def test_the_test_settings_keep_it_off():
 
     assert disabled_reason() == "IN_PROCESS_SCHEDULER is false"
     assert start_in_process() is None
+
+
+def fork_while_a_step_holds(lock: threading.Lock, step_seconds: float) -> tuple[float, bool]:
+    """Fork while the running scheduler's step holds `lock` for `step_seconds`; return how
+    long the fork took and whether the child could take `lock`, as a worker forked by a
+    gunicorn --preload master needs the locks (imports, drivers) the master's step held."""
+    started = threading.Event()
+
+    def step() -> None:
+        with scheduler_module._running.busy, lock:
+            started.set()
+            time.sleep(step_seconds)
+
+    helper = threading.Thread(target=step)
+    helper.start()
+    started.wait()
+    before = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the child: no scheduler, no pytest; only the answer
+        os._exit(0 if lock.acquire(timeout=0.5) else 1)
+    took = time.monotonic() - before
+    helper.join()
+    _, status = os.waitpid(pid, 0)
+    return took, os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.fixture
+def running_scheduler(monkeypatch):
+    """A scheduler registered as this process's, without its thread."""
+    monkeypatch.setattr(scheduler_module, "_running", Scheduler(tasks=[]))
+
+
+def test_a_fork_waits_for_the_schedulers_step_so_the_child_inherits_no_held_lock(
+    running_scheduler,
+):
+    took, child_took_the_lock = fork_while_a_step_holds(threading.Lock(), step_seconds=0.3)
+
+    assert child_took_the_lock
+    assert took >= 0.2
+
+
+def test_a_fork_waits_for_a_long_step_no_longer_than_its_bound(running_scheduler, monkeypatch):
+    monkeypatch.setattr(scheduler_module, "FORK_WAIT_SECONDS", 0.2)
+
+    took, child_took_the_lock = fork_while_a_step_holds(threading.Lock(), step_seconds=3)
+
+    assert took < 2
+    assert not child_took_the_lock  # the hazard the bound accepts for a step this long

@@ -32,6 +32,7 @@ from django.utils import timezone
 from .conf import maintenance_settings
 from .events import LOCK_RELEASE_FAILED, LOCK_RENEWAL_FAILED, log_event
 from .models import TaskLock
+from .reconnect import on_a_working_connection
 
 logger = logging.getLogger(__name__)
 
@@ -89,15 +90,10 @@ def _holder(task: str) -> str:
 def _release(task: str, owner: str) -> None:
     """Delete the lease. A run that failed on a broken connection (a terminated backend)
     releases on a new one; if even that fails, the lease lapses on its own."""
-    for attempt in (1, 2):
-        try:
-            TaskLock.objects.release(task, owner)
-            return
-        except DatabaseError:
-            if attempt == 2 or connection.in_atomic_block:
-                log_event(logger, logging.WARNING, LOCK_RELEASE_FAILED, task=task, exc_info=True)
-                return
-            connection.close()
+    try:
+        on_a_working_connection(lambda: TaskLock.objects.release(task, owner))
+    except DatabaseError:
+        log_event(logger, logging.WARNING, LOCK_RELEASE_FAILED, task=task, exc_info=True)
 
 
 class _Renewal:

@@ -35,6 +35,7 @@ from .isotime import iso_utc
 from .locks import task_lock
 from .models import RunStatus, TaskRun
 from .observers import notify_finished, notify_started
+from .reconnect import on_a_working_connection
 from .redaction import redact
 from .status import pause_summary
 
@@ -228,24 +229,12 @@ def _failure(
     if run is not None:
         outcome.run_id = run.pk
         try:
-            _finish_on_a_working_connection(run, started, error, result)
+            on_a_working_connection(
+                lambda: _finish(run, started, RunStatus.FAILED, result, error=error)
+            )
         except Exception:  # the database went away mid-run; the error still reaches the caller
             log_event(logger, logging.WARNING, RUN_RECORD_FAILED, task=name, run=run.pk)
     return outcome
-
-
-def _finish_on_a_working_connection(
-    run: TaskRun, started: float, error: str, result: Mapping[str, Any]
-) -> None:
-    """Record the failure; when the run broke its connection (a terminated backend, a
-    restarted pooler), on a new one, so the run log keeps the error that stopped the run."""
-    try:
-        _finish(run, started, RunStatus.FAILED, result, error=error)
-    except DatabaseError:
-        if connection.in_atomic_block:
-            raise
-        connection.close()
-        _finish(run, started, RunStatus.FAILED, result, error=error)
 
 
 def _finish(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from maintenance.conf import AppSettings, Setting, one_of, positive_number, web_url, whole_number
-
-
-def unset_or_positive(value):
-    return None if value is None else positive_number(value)
-
+from maintenance.conf import (
+    AppSettings,
+    Setting,
+    one_of,
+    positive_number,
+    unset_or,
+    web_url,
+    whole_number,
+)
 
 email_settings = AppSettings(
     {
@@ -42,7 +45,7 @@ email_settings = AppSettings(
         "EMAIL_SEND_RATE": Setting(
             None,
             "Messages per second across all runners and hosts; None: unlimited.",
-            unset_or_positive,
+            unset_or(positive_number),
         ),
     }
 )

@@ -97,6 +97,11 @@ def header_token(value: Any) -> str | None:
     )
 
 
+def unset_or(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    """A setting that may also be left unset (None), e.g. to fall back on a default."""
+    return lambda value: None if value is None else check(value)
+
+
 def one_of(*choices: Any) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         return None if value in choices else "one of " + ", ".join(repr(c) for c in choices)
@@ -197,7 +202,7 @@ maintenance_settings = AppSettings(
         "SENTRY_CHECKIN_MARGIN_MINUTES": Setting(
             None,
             "Sentry Crons checkin_margin of every task; unset: each task's interval in force.",
-            lambda value: None if value is None else whole_number(1, 40_320)(value),
+            unset_or(whole_number(1, 40_320)),
         ),
     }
 )

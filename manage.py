@@ -39,7 +39,7 @@ def refuse_bad_settings(command: list[str]) -> None:
     if not command or command[0] in REPORTING_COMMANDS or command[0].startswith("-"):
         return
     django.setup()
-    from maintenance.checks import refuse_bad_settings as refuse
+    from maintenance.checks.settings import refuse_bad_settings as refuse
 
     refuse()
 

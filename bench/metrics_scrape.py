@@ -205,7 +205,7 @@ def grow_cleanup_tables(loaded: int, size: int) -> None:
 def settle() -> None:
     """Statistics fresh and the run log counted up to an hour ago, as autovacuum and the
     hourly prune keep them in production."""
-    from maintenance.retention import fold_run_counts
+    from maintenance.runs.retention import fold_run_counts
 
     fold_run_counts()
     for table in (
@@ -228,7 +228,7 @@ def measure(size: int, args: argparse.Namespace) -> dict:
     from django.db import connection
     from django.test import Client
 
-    from maintenance.status import backlog
+    from maintenance.observe.status import backlog
 
     client = Client(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
 

@@ -7,14 +7,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from maintenance.admin_actions import run_task_action
-from maintenance.admin_readonly import ReadOnlyAdmin
-
-from .admin_forms import PreviewForm, SuppressionActionForm, SuppressionForm
-from .models import EmailEvent, EmailPreference, EmailStatus, EmailSuppression, ScheduledEmail
-from .preview import render_preview
-from .suppression import cancel_pending
-from .tasks import SCHEDULED_EMAILS
+from emails.admin_forms import PreviewForm, SuppressionActionForm, SuppressionForm
+from emails.models import EmailEvent, EmailPreference, EmailStatus, EmailSuppression, ScheduledEmail
+from emails.preview import render_preview
+from emails.suppression import cancel_pending
+from emails.tasks import SCHEDULED_EMAILS
+from maintenance.admin.actions import run_task_action
+from maintenance.admin.readonly import ReadOnlyAdmin
 
 
 @admin.register(ScheduledEmail)

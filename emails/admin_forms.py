@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.validators import validate_email
 from django.db.models import Q
 
-from .models import EmailSuppression, EmailType, normalize_address
+from emails.models import EmailSuppression, EmailType, normalize_address
 
 
 class SuppressionForm(forms.ModelForm):

@@ -7,7 +7,7 @@ class EmailsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import (
+        from emails import (
             checks,  # noqa: F401 - registers the system checks
             signals,  # noqa: F401 - schedules the onboarding series for new users
             tasks,  # noqa: F401 - declares the scheduled_emails task

@@ -24,18 +24,17 @@ from django.core.mail import get_connection
 from django.db import DatabaseError
 from django.utils import timezone
 
-from maintenance.events import EMAIL_SEND_FAILED, SMTP_CLOSE_FAILED, log_event
-
-from . import claims
-from .addresses import undeliverable_reason
-from .composing import compose
-from .conf import email_settings
-from .models import ScheduledEmail
-from .reachability import unreachable_reason
-from .send_rate import SendRateLimiter
-from .sent_status import SentStatusWriter
-from .smtp_pipeline import MessageRefused, SmtpPipeline, prepare
-from .suppression import suppress, suppressed_among
+from emails import claims
+from emails.addresses import undeliverable_reason
+from emails.composing import compose
+from emails.conf import email_settings
+from emails.models import ScheduledEmail
+from emails.reachability import unreachable_reason
+from emails.send_rate import SendRateLimiter
+from emails.sent_status import SentStatusWriter
+from emails.smtp_pipeline import MessageRefused, SmtpPipeline, prepare
+from emails.suppression import suppress, suppressed_among
+from maintenance.observe.log_events import EMAIL_SEND_FAILED, SMTP_CLOSE_FAILED, log_event
 
 logger = logging.getLogger("emails.sending")
 

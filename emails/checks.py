@@ -10,9 +10,8 @@ from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from emails.conf import email_settings
 from maintenance.checks import SETTINGS, setting_errors
-
-from .conf import email_settings
 
 CONSOLE_EMAIL_BACKENDS = (
     "django.core.mail.backends.console.EmailBackend",

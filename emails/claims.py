@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.db.models import F
 
-from .conf import email_settings
-from .models import EmailStatus, ScheduledEmail
+from emails.conf import email_settings
+from emails.models import EmailStatus, ScheduledEmail
 
 MAX_ERROR_CHARS = 2000
 MAX_BACKOFF = timedelta(days=1)

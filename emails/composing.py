@@ -21,9 +21,9 @@ from django.core.mail import EmailMultiAlternatives
 from django.template import Context
 from django.template.loader import get_template, render_to_string
 
-from .conf import email_settings
-from .models import ScheduledEmail
-from .unsubscribe import unsubscribe_url
+from emails.conf import email_settings
+from emails.models import ScheduledEmail
+from emails.unsubscribe import unsubscribe_url
 
 FALLBACK_DOMAIN = "pluggedin.invalid"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .composing import compose
-from .models import ScheduledEmail
+from emails.composing import compose
+from emails.models import ScheduledEmail
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Container
 
-from .models import ScheduledEmail, normalize_address
-from .suppression import is_suppressed
+from emails.models import ScheduledEmail, normalize_address
+from emails.suppression import is_suppressed
 
 
 def unreachable_reason(email: ScheduledEmail, suppressed: Container[str] | None = None) -> str:

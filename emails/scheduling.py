@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from .conf import email_settings
-from .models import EmailType, ScheduledEmail
+from emails.conf import email_settings
+from emails.models import EmailType, ScheduledEmail
 
 SERIES: dict[str, timedelta] = {
     EmailType.WELCOME: timedelta(0),

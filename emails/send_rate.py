@@ -19,7 +19,7 @@ import time
 
 from django.db import connection
 
-from .models import SendRate
+from emails.models import SendRate
 
 GUARD = 0.05
 TABLE = SendRate._meta.db_table

@@ -13,12 +13,11 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from maintenance.runner import TaskFailed
-
-from . import claims
-from .batch_sender import BatchSender, SmtpUnavailable
-from .conf import email_settings
-from .models import ScheduledEmail
+from emails import claims
+from emails.batch_sender import BatchSender, SmtpUnavailable
+from emails.conf import email_settings
+from emails.models import ScheduledEmail
+from maintenance.outcome import TaskFailed
 
 
 def process_scheduled_emails(

@@ -23,7 +23,7 @@ from datetime import datetime
 
 from django.db import DatabaseError, connection
 
-from .models import EmailStatus, ScheduledEmail
+from emails.models import EmailStatus, ScheduledEmail
 
 TABLE = ScheduledEmail._meta.db_table
 SQL = (  # the table name comes from model metadata, values are always parameters

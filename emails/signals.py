@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from .scheduling import onboarding_enabled, schedule_onboarding
+from emails.scheduling import onboarding_enabled, schedule_onboarding
 
 
 @receiver(post_save, sender=get_user_model(), dispatch_uid="emails.schedule_on_user_created")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from .models import EmailStatus, EmailSuppression, ScheduledEmail, normalize_address
+from emails.models import EmailStatus, EmailSuppression, ScheduledEmail, normalize_address
 
 
 def suppress(address: str, *, reason: str, event: str = "", esp: str = "", added_by=None) -> bool:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from maintenance.counts import bounded_count
+from emails.conf import email_settings
+from emails.models import ScheduledEmail
+from emails.sending import process_scheduled_emails
 from maintenance.registry import Option, Task, positive, register
-
-from .conf import email_settings
-from .models import ScheduledEmail
-from .sending import process_scheduled_emails
+from maintenance.tables.counts import bounded_count
 
 
 def cloud_only() -> str | None:

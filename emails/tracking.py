@@ -25,16 +25,15 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.dispatch import receiver
 
-from maintenance.events import (
+from emails.models import EmailEvent, normalize_address
+from emails.suppression import suppress
+from emails.unsubscribe import opt_out
+from maintenance.observe.log_events import (
     EMAIL_EVENT_DUPLICATE,
     EMAIL_EVENT_OPTED_OUT,
     EMAIL_EVENT_SUPPRESSED,
     log_event,
 )
-
-from .models import EmailEvent, normalize_address
-from .suppression import suppress
-from .unsubscribe import opt_out
 
 logger = logging.getLogger(__name__)
 

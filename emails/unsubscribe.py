@@ -13,8 +13,8 @@ from django.core import signing
 from django.db import transaction
 from django.urls import get_script_prefix, get_urlconf, reverse
 
-from .conf import email_settings
-from .models import EmailPreference, ScheduledEmail
+from emails.conf import email_settings
+from emails.models import EmailPreference, ScheduledEmail
 
 SALT = "emails.unsubscribe.onboarding"
 

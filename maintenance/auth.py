@@ -13,7 +13,7 @@ import hmac
 
 from django.http import HttpRequest
 
-from .conf import maintenance_settings
+from maintenance.conf import maintenance_settings
 
 TASK_SECRETS = ("CRON_SECRET",)
 METRICS_SECRETS = ("METRICS_TOKEN", "CRON_SECRET")

@@ -16,9 +16,10 @@ import sys
 from django.db import connections
 from django.utils import timezone
 
-from .isotime import iso_utc
-from .models import Trigger
-from .runner import RunOutcome, run_task
+from maintenance.isotime import iso_utc
+from maintenance.models import Trigger
+from maintenance.outcome import RunOutcome
+from maintenance.runs.runner import run_task
 
 
 def run_task_from_cron(name: str) -> None:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import registry
+from maintenance import registry
 
 # Variables that change what a cron job does; each task's `<TASK>_CRON` is added to them.
 CRON_VARIABLES = (

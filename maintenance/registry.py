@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from .conf import task_setting
+from maintenance.conf import task_setting
 
 TaskFunction = Callable[..., Mapping[str, Any]]
 

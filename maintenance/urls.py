@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from . import registry
-from .views import TaskView, healthz, metrics, status
+from maintenance import registry
+from maintenance.views import TaskView, healthz, metrics, status
 
 
 def task_patterns() -> list[URLPattern]:

@@ -13,13 +13,13 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from . import registry
-from .auth import METRICS_SECRETS, Verdict, check_bearer
-from .metrics import exposition
-from .models import Trigger
-from .registry import BadOption
-from .runner import run_task
-from .status import maintenance_status
+from maintenance import registry
+from maintenance.auth import METRICS_SECRETS, Verdict, check_bearer
+from maintenance.models import Trigger
+from maintenance.observe.metrics import exposition
+from maintenance.observe.status import maintenance_status
+from maintenance.registry import BadOption
+from maintenance.runs.runner import run_task
 
 DEBUG_NOTE = (
     "Ran without a token because DEBUG is true; production callers must send a Bearer token."

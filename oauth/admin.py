@@ -1,10 +1,9 @@
 from django.contrib import admin
 from django.utils import timezone
 
-from maintenance.admin_actions import run_task_action
-
-from .models import ExpiringModel, OAuthSession, PKCEState
-from .tasks import OAUTH_SESSION_CLEANUP, PKCE_CLEANUP
+from maintenance.admin.actions import run_task_action
+from oauth.models import ExpiringModel, OAuthSession, PKCEState
+from oauth.tasks import OAUTH_SESSION_CLEANUP, PKCE_CLEANUP
 
 
 class ExpiryFilter(admin.SimpleListFilter):

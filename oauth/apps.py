@@ -7,7 +7,7 @@ class OAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import (
+        from oauth import (
             checks,  # noqa: F401 - registers the system checks
             tasks,  # noqa: F401 - declares the cleanup tasks
         )

@@ -7,8 +7,7 @@ from typing import Any
 from django.core.checks import Error, register
 
 from maintenance.checks import SETTINGS, setting_errors
-
-from .conf import oauth_settings
+from oauth.conf import oauth_settings
 
 
 @register("oauth", SETTINGS)

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from maintenance.purge import purge_expired
+from maintenance.tables.purge import purge_expired
 
 
 class ExpiringQuerySet(models.QuerySet):

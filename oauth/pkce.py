@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from .conf import oauth_settings
-from .models import PKCEState
+from oauth.conf import oauth_settings
+from oauth.models import PKCEState
 
 INTEGRITY_SALT = "oauth.pkce.integrity"
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from .conf import oauth_settings
-from .models import OAuthSession
+from oauth.conf import oauth_settings
+from oauth.models import OAuthSession
 
 
 def create_session(

@@ -6,10 +6,9 @@ from datetime import timedelta
 
 from django.db import models
 
-from maintenance.counts import bounded_count
 from maintenance.registry import DRY_RUN, Task, register
-
-from .models import OAuthSession, PKCEState
+from maintenance.tables.counts import bounded_count
+from oauth.models import OAuthSession, PKCEState
 
 
 def cleanup_pkce_states(*, dry_run: bool = False) -> dict[str, int | bool]:

@@ -1,5 +1,5 @@
 """ASGI entry point; importing it means this process serves requests, so it also starts
-the in-process maintenance scheduler (see maintenance/scheduler.py)."""
+the in-process maintenance scheduler (see maintenance/triggers/scheduler.py)."""
 
 import os
 
@@ -9,6 +9,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pluggedin.settings")
 
 application = get_asgi_application()
 
-from maintenance.scheduler import start_in_process  # noqa: E402 - needs the apps loaded
+from maintenance.triggers.scheduler import start_in_process  # noqa: E402 - needs the apps loaded
 
 start_in_process()

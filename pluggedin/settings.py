@@ -19,8 +19,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from maintenance.conf import TASK_SETTING_NAME
-from maintenance.cronjobs import DeclaredCronJobs
 from maintenance.envfile import without_inline_comments
+from maintenance.triggers.cronjobs import DeclaredCronJobs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -325,7 +325,7 @@ if _ANYMAIL:
     ANYMAIL = _ANYMAIL
 
 
-# --- Sentry (errors, and Crons check-ins for every task run: maintenance/checkins.py) ---
+# --- Sentry (errors, and Crons check-ins for every task run: maintenance/observe/checkins.py) ---
 # Off unless SENTRY_DSN is set. Default PII scrubbing; no performance tracing.
 SENTRY_DSN = env.str("SENTRY_DSN", default="").strip()
 if SENTRY_DSN:
@@ -355,10 +355,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "maintenance.log_format.JsonFormatter"},
+        "json": {"()": "maintenance.observe.log_format.JsonFormatter"},
     },
     "filters": {
-        "redact_secrets": {"()": "maintenance.redaction.RedactSecretsFilter"},
+        "redact_secrets": {"()": "maintenance.observe.redaction.RedactSecretsFilter"},
     },
     "handlers": {
         "console": {

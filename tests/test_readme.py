@@ -31,7 +31,7 @@ from django.core.management import call_command, get_commands
 from django.urls import Resolver404, resolve
 
 from maintenance import registry
-from maintenance.runner import run_task
+from maintenance.runs.runner import run_task
 from tests.processes import ROOT, subprocess_env
 
 README = ROOT / "README.md"

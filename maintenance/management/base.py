@@ -17,9 +17,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
-from ..models import Trigger
-from ..registry import BadOption, Task
-from ..runner import RunOutcome, run_task
+from maintenance.models import Trigger
+from maintenance.outcome import RunOutcome
+from maintenance.registry import BadOption, Task
+from maintenance.runs.runner import run_task
 
 CRON_SAFE = (
     "Safe to run from cron at any frequency and on several hosts: a run that finds the task "

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from django_crontab.crontab import Crontab
 
-from ..registry import Task
-from .base import Export, ExportFile, ExportOptions, schedule_of
+from maintenance.registry import Task
+from maintenance.schedules.base import Export, ExportFile, ExportOptions, schedule_of
 
 FILE_NAME = "maintenance.crontab"
 

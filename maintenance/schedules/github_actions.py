@@ -14,10 +14,17 @@ import json
 import math
 from collections.abc import Iterator
 
-from ..registry import Task
-from .base import HEADER, Export, ExportFile, ExportOptions, schedule_of, without_endpoint
-from .base import seconds as max_runtime_seconds
-from .cron import numeric
+from maintenance.registry import Task
+from maintenance.schedules.base import (
+    HEADER,
+    Export,
+    ExportFile,
+    ExportOptions,
+    schedule_of,
+    without_endpoint,
+)
+from maintenance.schedules.base import seconds as max_runtime_seconds
+from maintenance.schedules.cron import numeric
 
 FILE_NAME = "maintenance.yml"
 RUNNER_START_MINUTES = 5

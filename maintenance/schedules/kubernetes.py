@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from ..registry import Task
-from .base import (
+from maintenance.registry import Task
+from maintenance.schedules.base import (
     HEADER,
     Export,
     ExportFile,
@@ -26,7 +26,7 @@ from .base import (
     dashed,
     schedule_of,
 )
-from .base import seconds as max_runtime_seconds
+from maintenance.schedules.base import seconds as max_runtime_seconds
 
 FILE_NAME = "maintenance-cronjobs.yaml"
 HISTORY_LIMIT = 3

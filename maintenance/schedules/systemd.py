@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import re
 
-from ..registry import Task
-from .base import HEADER, Export, ExportFile, ExportOptions, command_args, dashed, schedule_of
-from .base import seconds as max_runtime_seconds
-from .cron import FULL_DAYS, FULL_WEEK, CronSchedule
+from maintenance.registry import Task
+from maintenance.schedules.base import (
+    HEADER,
+    Export,
+    ExportFile,
+    ExportOptions,
+    command_args,
+    dashed,
+    schedule_of,
+)
+from maintenance.schedules.base import seconds as max_runtime_seconds
+from maintenance.schedules.cron import FULL_DAYS, FULL_WEEK, CronSchedule
 
 WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 SYSTEMD_WEEK_ORDER = (1, 2, 3, 4, 5, 6, 0)  # systemd counts Monday first

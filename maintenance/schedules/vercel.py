@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import json
 
-from ..registry import Task
-from .base import Export, ExportFile, ExportOptions, schedule_of, without_endpoint
-from .cron import numeric
+from maintenance.registry import Task
+from maintenance.schedules.base import (
+    Export,
+    ExportFile,
+    ExportOptions,
+    schedule_of,
+    without_endpoint,
+)
+from maintenance.schedules.cron import numeric
 
 FILE_NAME = "vercel.json"
 

@@ -12,8 +12,8 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from ..pauses import DURATION_CHOICES
-from ..status import maintenance_status
+from maintenance.observe.status import maintenance_status
+from maintenance.runs.pauses import DURATION_CHOICES
 
 register = template.Library()
 

@@ -13,7 +13,7 @@ from django.test import Client
 from emails import claims
 from emails.models import ScheduledEmail
 from emails.sending import process_scheduled_emails
-from maintenance.runner import run_task
+from maintenance.runs.runner import run_task
 from tests.factories import make_due, statuses
 from tests.processes import manage
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from emails.models import ScheduledEmail
 from maintenance.models import TaskLock
-from maintenance.runner import run_task
+from maintenance.runs.runner import run_task
 from tests.factories import make_due, statuses
 from tests.processes import manage, wait_for
 

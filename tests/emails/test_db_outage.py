@@ -9,7 +9,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from emails.models import ScheduledEmail
-from maintenance.runner import run_task
+from maintenance.runs.runner import run_task
 from tests import pgbouncer, processes
 from tests.factories import make_due, statuses
 from tests.processes import wait_for

@@ -11,7 +11,8 @@ from django.utils import timezone
 from emails.models import ScheduledEmail
 from emails.sending import process_scheduled_emails
 from maintenance.models import TaskRun
-from maintenance.runner import TaskFailed, run_task
+from maintenance.outcome import TaskFailed
+from maintenance.runs.runner import run_task
 from tests.factories import make_due, statuses
 
 pytestmark = pytest.mark.django_db

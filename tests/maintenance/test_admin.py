@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from maintenance.models import TaskPause, TaskRun
-from maintenance.runner import run_task
+from maintenance.runs.runner import run_task
 from tests.factories import fake_task
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 
 from maintenance.models import TaskPause, TaskRun
-from maintenance.runner import run_task
+from maintenance.runs.runner import run_task
 from oauth.models import PKCEState
 from oauth.pkce import create_state
 from tests.factories import fake_task

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import sentry_sdk
 
-from maintenance.locks import task_lock
-from maintenance.runner import run_task
+from maintenance.runs.locks import task_lock
+from maintenance.runs.runner import run_task
 from tests.factories import fake_task
 from tests.processes import free_port, run_manage, wait_for
 

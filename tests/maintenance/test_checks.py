@@ -9,7 +9,8 @@ from django.core import checks
 from django.core.management import call_command
 
 from emails import checks as email_checks
-from maintenance import checks as maintenance_checks
+from maintenance.checks import crontab as crontab_checks
+from maintenance.checks import security as security_checks
 
 CRONJOBS = [
     ("*/10 * * * *", "django.core.management.call_command", ["cleanup_pkce"], {"trigger": "cron"}),
@@ -68,11 +69,11 @@ def test_debug_with_cloud_deploy_warns(settings, strong_secret):
 
 def test_every_check_has_an_id_and_a_hint():
     for module, name in [
-        (maintenance_checks, "W001"),
-        (maintenance_checks, "W002"),
+        (security_checks, "W001"),
+        (security_checks, "W002"),
         (email_checks, "W003"),
         (email_checks, "W004"),
-        (maintenance_checks, "W005"),
+        (crontab_checks, "W005"),
     ]:
         warning = getattr(module, name)
         assert warning.id == f"maintenance.{name}"

@@ -20,8 +20,8 @@ from django.conf import settings
 from django.db import connection
 
 from maintenance import registry
-from maintenance.cronjobs import CRON_FUNCTION
 from maintenance.models import RunStatus, TaskRun, Trigger
+from maintenance.triggers.cronjobs import CRON_FUNCTION
 from tests.processes import MANAGE, PYTHON, ROOT, project_env, wait_for
 
 UNRELATED = "17 3 * * * /usr/bin/true # someone else's job, left alone\n"

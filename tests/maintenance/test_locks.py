@@ -19,10 +19,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from maintenance import runner
-from maintenance.locks import task_lock
 from maintenance.models import TaskLock, TaskRun
-from maintenance.status import maintenance_status
+from maintenance.observe.status import maintenance_status
+from maintenance.runs import runner
+from maintenance.runs.locks import task_lock
 from oauth.models import PKCEState
 from tests.factories import fake_task, make_state
 from tests.processes import manage, wait_for

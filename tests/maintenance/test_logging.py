@@ -10,10 +10,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from maintenance.events import log_event, render
-from maintenance.log_format import JsonFormatter
-from maintenance.redaction import RedactSecretsFilter
-from maintenance.runner import run_task
+from maintenance.observe.log_events import log_event, render
+from maintenance.observe.log_format import JsonFormatter
+from maintenance.observe.redaction import RedactSecretsFilter
+from maintenance.runs.runner import run_task
 from tests.factories import fake_task
 from tests.processes import run_manage
 

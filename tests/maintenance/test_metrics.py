@@ -10,9 +10,9 @@ from django.db import connection
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from maintenance import retention
 from maintenance.models import RunTally, TaskRun
-from maintenance.runner import run_task
+from maintenance.runs import retention
+from maintenance.runs.runner import run_task
 from tests.conftest import SECRET
 from tests.factories import fake_task, make_state
 from tests.processes import run_manage
@@ -127,7 +127,7 @@ def test_declared_tasks_with_schedule_interval_health_pause_and_backlog(client, 
 
 
 def test_a_paused_task_reads_paused_and_healthy_until_resumed(client, cron_secret):
-    from maintenance import pauses
+    from maintenance.runs import pauses
 
     pauses.pause("pkce_cleanup", "incident INC-7", "cli:ann")
     figures = scrape(client)
@@ -266,7 +266,7 @@ def test_each_fold_adds_the_runs_it_passes_to_the_same_tallies(client, cron_secr
 
 @pytest.mark.django_db(transaction=True)
 def test_scrapes_while_the_log_is_counted_out_and_pruned_always_see_every_run(settings):
-    from maintenance.metrics import finished_run_counts
+    from maintenance.observe.metrics import finished_run_counts
 
     settings.MAINTENANCE_DELETE_BATCH_SIZE = 50
     old_runs(400)
@@ -304,7 +304,8 @@ def test_another_process_reports_the_same_figures(client, cron_secret):
         "shell",
         "--no-imports",
         "-c",
-        "from maintenance.metrics import exposition; print(exposition('')[0].decode(), end='')",
+        "from maintenance.observe.metrics import exposition;"
+        " print(exposition('')[0].decode(), end='')",
     )
 
     assert result.returncode == 0, result.stderr

@@ -17,11 +17,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from maintenance import pauses
 from maintenance.models import RunStatus, TaskPause, TaskRun, Trigger
 from maintenance.registry import get
-from maintenance.runner import run_task
-from maintenance.scheduler import Scheduler
+from maintenance.runs import pauses
+from maintenance.runs.runner import run_task
+from maintenance.triggers.scheduler import Scheduler
 from oauth.models import PKCEState
 from tests.factories import fake_task, make_state
 from tests.maintenance.test_crontab import crontab_run

@@ -1,4 +1,4 @@
-"""Batched deletion of expired rows (`maintenance.purge`), on both databases and both
+"""Batched deletion of expired rows (`maintenance.tables.purge`), on both databases and both
 PostgreSQL strategies: slices of the expiry index, and a heap walk for a large backlog
 scattered over the heap."""
 
@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from maintenance.purge import purge_expired
+from maintenance.tables.purge import purge_expired
 from oauth.models import PKCEState
 from tests.factories import state_row
 

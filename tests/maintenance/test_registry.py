@@ -10,8 +10,8 @@ from django.test import Client
 from django.urls import clear_url_caches
 
 from maintenance import registry
-from maintenance.scheduler import Scheduler
-from maintenance.status import maintenance_status
+from maintenance.observe.status import maintenance_status
+from maintenance.triggers.scheduler import Scheduler
 from tests.factories import fake_task
 
 

@@ -9,10 +9,10 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from maintenance import retention
-from maintenance.events import RUNS_PRUNE_FAILED
 from maintenance.models import TaskRun
-from maintenance.runner import run_task
+from maintenance.observe.log_events import RUNS_PRUNE_FAILED
+from maintenance.runs import retention
+from maintenance.runs.runner import run_task
 
 pytestmark = pytest.mark.django_db
 

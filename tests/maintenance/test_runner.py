@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from maintenance.models import TaskRun
-from maintenance.runner import run_task
+from maintenance.runs.runner import run_task
 from tests.factories import fake_task
 
 pytestmark = pytest.mark.django_db

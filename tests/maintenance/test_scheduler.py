@@ -15,17 +15,17 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from maintenance import scheduler as scheduler_module
 from maintenance.models import RunStatus, TaskRun, Trigger
 from maintenance.registry import Task
-from maintenance.runner import run_task
-from maintenance.scheduler import RETRY_AFTER_ERROR, Scheduler
+from maintenance.runs.runner import run_task
+from maintenance.triggers import scheduler as scheduler_module
+from maintenance.triggers.scheduler import RETRY_AFTER_ERROR, Scheduler
 from tests import factories
 from tests.processes import MANAGE, PYTHON, ROOT, free_port, project_env, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-STARTED = "maintenance.scheduler.started"
+STARTED = "maintenance.triggers.scheduler.started"
 
 
 def fake_task(name: str, func, seconds: float = 0.3, run_at_startup: bool = True) -> Task:
@@ -145,7 +145,7 @@ def test_the_scheduler_survives_a_run_log_error_and_retries_soon(isolated_regist
     isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, seconds=3600))
     scheduler = Scheduler()
     scheduler.plan_startup()
-    caplog.set_level(logging.INFO, logger="maintenance.scheduler")
+    caplog.set_level(logging.INFO, logger="maintenance.triggers.scheduler")
 
     with connection.execute_wrapper(refuse_run_log):
         before = timezone.now()
@@ -154,7 +154,11 @@ def test_the_scheduler_survives_a_run_log_error_and_retries_soon(isolated_regist
     assert calls == []
     retry_in = (scheduler.due["count"] - before).total_seconds()
     assert 0 < retry_in <= RETRY_AFTER_ERROR.total_seconds() + 1, "retried within a minute"
-    errors = [r for r in caplog.records if getattr(r, "event", "") == "maintenance.scheduler.error"]
+    errors = [
+        r
+        for r in caplog.records
+        if getattr(r, "event", "") == "maintenance.triggers.scheduler.error"
+    ]
     assert errors and errors[0].levelno == logging.ERROR
 
     scheduler.due["count"] = timezone.now()  # the retry, once the database is back
@@ -189,7 +193,7 @@ def test_scheduler_stays_off_with_in_process_scheduler_false():
     result = run_python(f"import pluggedin.wsgi; {THREADS}", IN_PROCESS_SCHEDULER="false")
     assert result.returncode == 0, result.stderr
     assert "maintenance-scheduler" not in result.stdout
-    assert "maintenance.scheduler.disabled" in result.stderr
+    assert "maintenance.triggers.scheduler.disabled" in result.stderr
     assert 'reason="IN_PROCESS_SCHEDULER is false"' in result.stderr
     assert not TaskRun.objects.exists()
 
@@ -248,7 +252,7 @@ def test_runserver_runs_the_startup_cleanups_once_in_its_serving_process():
     assert "tasks=pkce_cleanup/600s,scheduled_emails/3600s,oauth_session_cleanup/3600s" in output
     pids = set(TaskRun.objects.values_list("pid", flat=True))
     assert len(pids) == 1 and server.pid not in pids, "the serving child ran them, once"
-    assert "maintenance.scheduler.ran task=pkce_cleanup status=succeeded" in output
+    assert "maintenance.triggers.scheduler.ran task=pkce_cleanup status=succeeded" in output
 
 
 @pytest.mark.slow
@@ -261,7 +265,7 @@ def test_run_scheduler_runs_in_the_foreground_and_stops_on_sigterm():
 
     assert worker.returncode == 0, output
     assert output.count(STARTED) == 1
-    assert "maintenance.scheduler.stopped" in output
+    assert "maintenance.triggers.scheduler.stopped" in output
     assert not TaskRun.objects.filter(status=RunStatus.RUNNING).exists()
 
 
@@ -321,7 +325,7 @@ def test_two_gunicorn_workers_run_each_task_once_per_interval_in_total(preload):
 def test_the_test_settings_keep_it_off():
     """Production code never asks whether it runs under tests: the test settings switch the
     scheduler off like any deployment would."""
-    from maintenance.scheduler import disabled_reason, start_in_process
+    from maintenance.triggers.scheduler import disabled_reason, start_in_process
 
     assert disabled_reason() == "IN_PROCESS_SCHEDULER is false"
     assert start_in_process() is None

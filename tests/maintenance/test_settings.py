@@ -11,10 +11,10 @@ import threading
 import pytest
 from django.conf import settings as django_settings
 
-from maintenance.checks import configuration_error, is_cron_expression
+from maintenance.checks import configuration_error
 from maintenance.models import TaskRun
-from maintenance.runner import run_task
-from maintenance.scheduler import Scheduler, start_in_process
+from maintenance.runs.runner import run_task
+from maintenance.triggers.scheduler import Scheduler, start_in_process
 from oauth.models import PKCEState
 from tests.factories import make_state
 from tests.processes import MANAGE, PYTHON, ROOT, project_env
@@ -196,7 +196,7 @@ def test_the_scheduler_does_not_start_on_a_negative_interval(settings, caplog):
     """`PKCE_CLEANUP_INTERVAL_SECONDS=-10` once gave 39 runs in 5 seconds."""
     settings.IN_PROCESS_SCHEDULER = True
     settings.PKCE_CLEANUP_INTERVAL_SECONDS = "-10"
-    caplog.set_level(logging.INFO, logger="maintenance.scheduler")
+    caplog.set_level(logging.INFO, logger="maintenance.triggers.scheduler")
 
     assert start_in_process() is None
     loop = threading.Thread(target=Scheduler().run_forever, daemon=True)
@@ -205,7 +205,9 @@ def test_the_scheduler_does_not_start_on_a_negative_interval(settings, caplog):
 
     assert not loop.is_alive(), "run_forever returns at once"
     assert not TaskRun.objects.exists()
-    refusals = [r for r in caplog.records if "maintenance.scheduler.disabled" in r.getMessage()]
+    refusals = [
+        r for r in caplog.records if "maintenance.triggers.scheduler.disabled" in r.getMessage()
+    ]
     assert len(refusals) == 2 and all(r.levelno == logging.ERROR for r in refusals)
     assert "PKCE_CLEANUP_INTERVAL_SECONDS" in refusals[0].getMessage()
 
@@ -237,29 +239,6 @@ def test_check_accepts_a_generated_secret_and_no_secret(settings):
     assert configuration_error() is None
     settings.CRON_SECRET = None
     assert configuration_error() is None
-
-
-@pytest.mark.parametrize(
-    "expression",
-    [
-        "*/10 * * * *",
-        "0 * * * *",
-        "0 9 * * mon-fri",
-        "15 3 1 jan,jul *",
-        "0 0 * * 7",
-        "0-30/5 * * * *",
-    ],
-)
-def test_cron_expressions_that_cron_accepts(expression):
-    assert is_cron_expression(expression)
-
-
-@pytest.mark.parametrize(
-    "expression",
-    ["61 * * * *", "*/0 * * * *", "* * * *", "0 24 * * *", "5-1 * * * *", "@hourly", "0 0 0 * *"],
-)
-def test_cron_expressions_that_cron_refuses(expression):
-    assert not is_cron_expression(expression)
 
 
 def test_the_postgresql_test_database_is_named_after_the_checkout():

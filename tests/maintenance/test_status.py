@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from maintenance.models import TaskRun
-from maintenance.runner import run_task
+from maintenance.runs.runner import run_task
 from oauth.pkce import create_state
 from tests.factories import fake_task
 from tests.processes import run_manage

@@ -3,8 +3,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from maintenance import pauses, registry
+from maintenance import registry
 from maintenance.management.base import quiet_console_logs
+from maintenance.runs import pauses
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from maintenance.schedules import FORMATS, Export, ExportOptions, ScheduleError, export
+from maintenance.schedules.exports import FORMATS, Export, ExportOptions, ScheduleError, export
 
 DEFAULTS = ExportOptions(app_dir="", python="", user="")
 

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from maintenance.management.base import json_dumps
-from maintenance.status import maintenance_status
+from maintenance.observe.status import maintenance_status
 
 
 class Command(BaseCommand):

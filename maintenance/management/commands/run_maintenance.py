@@ -10,7 +10,8 @@ from maintenance.management.base import (
     json_dumps,
     quiet_console_logs,
 )
-from maintenance.runner import RunOutcome, run_task
+from maintenance.outcome import RunOutcome
+from maintenance.runs.runner import run_task
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from maintenance.scheduler import Scheduler
+from maintenance.triggers.scheduler import Scheduler
 
 
 class Command(BaseCommand):

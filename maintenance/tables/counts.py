@@ -18,7 +18,7 @@ import json
 from django.db import connections
 from django.db.models import QuerySet
 
-from .conf import maintenance_settings
+from maintenance.conf import maintenance_settings
 
 
 def bounded_count(queryset: QuerySet, limit: int | None = None) -> int:

@@ -25,10 +25,11 @@ from datetime import datetime, timedelta
 from django.db import connections
 from django.utils import timezone
 
-from . import registry
-from .checks import configuration_error
-from .conf import maintenance_settings
-from .events import (
+from maintenance import registry
+from maintenance.checks import configuration_error
+from maintenance.conf import maintenance_settings
+from maintenance.models import TaskRun, Trigger
+from maintenance.observe.log_events import (
     SCHEDULER_CRASHED,
     SCHEDULER_DISABLED,
     SCHEDULER_ERROR,
@@ -38,10 +39,9 @@ from .events import (
     SCHEDULER_STOPPED,
     log_event,
 )
-from .models import TaskRun, Trigger
-from .runner import run_task
+from maintenance.runs.runner import run_task
 
-logger = logging.getLogger("maintenance.scheduler")
+logger = logging.getLogger("maintenance.triggers.scheduler")
 
 MIN_SLEEP = timedelta(seconds=0.1)  # never spin, even when a due time is in the past
 RETRY_AFTER_ERROR = timedelta(seconds=60)  # the run log itself was unreachable

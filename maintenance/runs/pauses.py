@@ -22,13 +22,13 @@ from datetime import UTC, datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import registry
-from .events import TASK_PAUSED, TASK_RESUMED, log_event
-from .isotime import iso_utc
-from .locks import task_lock
-from .models import RunStatus, TaskPause, TaskRun
+from maintenance import registry
+from maintenance.isotime import iso_utc
+from maintenance.models import RunStatus, TaskPause, TaskRun
+from maintenance.observe.log_events import TASK_PAUSED, TASK_RESUMED, log_event
+from maintenance.runs.locks import task_lock
 
-logger = logging.getLogger("maintenance.pauses")
+logger = logging.getLogger("maintenance.runs.pauses")
 
 # A pause this old is flagged by status and `check --deploy`: an incident's pause that
 # nobody lifted leaves the task's work piling up unseen.

@@ -19,7 +19,7 @@ class DeclaredCronJobs(Sequence):
     """One `(schedule, CRON_FUNCTION, [task name])` per declared task, in run order."""
 
     def _jobs(self) -> list[CronJob]:
-        from . import registry
+        from maintenance import registry
 
         return [(task.schedule, CRON_FUNCTION, [task.name]) for task in registry.all_tasks()]
 

@@ -15,9 +15,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import pauses, registry
-from .isotime import iso_utc
-from .models import RunStatus, TaskLock, TaskPause, TaskRun
+from maintenance import registry
+from maintenance.isotime import iso_utc
+from maintenance.models import RunStatus, TaskLock, TaskPause, TaskRun
+from maintenance.runs import pauses
 
 STALE_FACTOR = 2
 ABANDONED_SHOWN = 10
@@ -132,7 +133,7 @@ def abandoned_runs(name: str, now: datetime) -> list[dict[str, Any]]:
 def backlog() -> dict[str, int]:
     """Every task's waiting work, merged, by kind (`expired_pkce_states`, `due_emails`).
 
-    Each count is bounded (`maintenance/counts.py`): exact up to
+    Each count is bounded (`maintenance/tables/counts.py`): exact up to
     MAINTENANCE_BACKLOG_EXACT_LIMIT rows, estimated past it, so status costs the same at
     any table size."""
     counts: dict[str, int] = {}

@@ -35,10 +35,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
-from . import pauses, registry
-from .models import RunStatus, RunTally, RunTallyMark, TaskRun, Trigger
-from .retention import START_OF_TIME
-from .status import health
+from maintenance import registry
+from maintenance.models import RunStatus, RunTally, RunTallyMark, TaskRun, Trigger
+from maintenance.observe.status import health
+from maintenance.runs import pauses
+from maintenance.runs.retention import START_OF_TIME
 
 PREFIX = "pluggedin_maintenance_"
 FINISHED = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED]

@@ -9,16 +9,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Protocol
 
-from .checkins import SENTRY_CHECKINS
-from .events import OBSERVER_FAILED, log_event
-from .heartbeat import HEARTBEATS
+from maintenance.observe.checkins import SENTRY_CHECKINS
+from maintenance.observe.heartbeat import HEARTBEATS
+from maintenance.observe.log_events import OBSERVER_FAILED, log_event
 
 if TYPE_CHECKING:
-    from .models import TaskRun
-    from .registry import Task
-    from .runner import RunOutcome
+    from maintenance.models import TaskRun
+    from maintenance.outcome import RunOutcome
+    from maintenance.registry import Task
 
-logger = logging.getLogger("maintenance.observers")
+logger = logging.getLogger("maintenance.observe.observers")
 
 
 class RunObserver(Protocol):

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 import sentry_sdk
 from sentry_sdk.crons import MonitorStatus, capture_checkin
 
-from .conf import maintenance_settings
+from maintenance.conf import maintenance_settings
 
 if TYPE_CHECKING:
-    from .models import TaskRun
-    from .registry import Task
-    from .runner import RunOutcome
+    from maintenance.models import TaskRun
+    from maintenance.outcome import RunOutcome
+    from maintenance.registry import Task
 
 
 def monitor_config(task: Task) -> dict[str, Any]:

@@ -14,11 +14,12 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from . import pauses, registry
-from .admin_actions import report_outcome
-from .admin_readonly import ReadOnlyAdmin
-from .models import TaskLock, TaskPause, TaskRun, Trigger
-from .runner import run_task
+from maintenance import registry
+from maintenance.admin.actions import report_outcome
+from maintenance.admin.readonly import ReadOnlyAdmin
+from maintenance.models import TaskLock, TaskPause, TaskRun, Trigger
+from maintenance.runs import pauses
+from maintenance.runs.runner import run_task
 
 
 @admin.register(TaskRun)

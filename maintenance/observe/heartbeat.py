@@ -15,15 +15,15 @@ import urllib.request
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .conf import maintenance_settings, task_setting
-from .events import HEARTBEAT_FAILED, log_event
+from maintenance.conf import maintenance_settings, task_setting
+from maintenance.observe.log_events import HEARTBEAT_FAILED, log_event
 
 if TYPE_CHECKING:
-    from .models import TaskRun
-    from .registry import Task
-    from .runner import RunOutcome
+    from maintenance.models import TaskRun
+    from maintenance.outcome import RunOutcome
+    from maintenance.registry import Task
 
-logger = logging.getLogger("maintenance.heartbeat")
+logger = logging.getLogger("maintenance.observe.heartbeat")
 
 START = "start"
 SUCCESS = ""

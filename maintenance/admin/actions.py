@@ -6,9 +6,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from .models import Trigger
-from .registry import Task
-from .runner import RunOutcome, run_task
+from maintenance.models import Trigger
+from maintenance.outcome import RunOutcome
+from maintenance.registry import Task
+from maintenance.runs.runner import run_task
 
 
 def run_task_action(task: Task, label: str):

@@ -26,7 +26,7 @@ from datetime import datetime
 
 from django.db import connections, models
 
-from .conf import maintenance_settings
+from maintenance.conf import maintenance_settings
 
 INDEX_PURGE_FRACTION = 0.05
 # pg_stats.correlation of the expiry column (1: heap in expiry order, 0: shuffled) from which

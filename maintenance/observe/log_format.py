@@ -1,7 +1,7 @@
 """`LOG_FORMAT=json`: one JSON object per line, for log shippers.
 
-An event logged through `maintenance.events.log_event` carries its fields (task, trigger,
-run, counts, ...) as top-level JSON keys; any other record keeps just its message.
+An event logged through `maintenance.observe.log_events.log_event` carries its fields
+(task, trigger, run, counts, ...) as top-level JSON keys; any other record keeps just its message.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from .isotime import iso_utc
+from maintenance.isotime import iso_utc
 
 
 class JsonFormatter(logging.Formatter):

@@ -14,16 +14,16 @@ import socket
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from . import pauses, registry, retention
-from .checks import configuration_error
-from .events import (
+from maintenance import registry
+from maintenance.checks import configuration_error
+from maintenance.models import RunStatus, TaskRun
+from maintenance.observe.log_events import (
     RUN_RECORD_FAILED,
     TASK_FAILED,
     TASK_FINISHED,
@@ -31,89 +31,20 @@ from .events import (
     TASK_STARTED,
     log_event,
 )
-from .isotime import iso_utc
-from .locks import task_lock
-from .models import RunStatus, TaskRun
-from .observers import notify_finished, notify_started
-from .reconnect import on_a_working_connection
-from .redaction import redact
-from .status import pause_summary
+from maintenance.observe.observers import notify_finished, notify_started
+from maintenance.observe.redaction import redact
+from maintenance.observe.status import pause_summary
+from maintenance.outcome import RunOutcome, TaskFailed
+from maintenance.runs import pauses, retention
+from maintenance.runs.locks import task_lock
+from maintenance.runs.reconnect import on_a_working_connection
 
-logger = logging.getLogger("maintenance.runner")
+logger = logging.getLogger("maintenance.runs.runner")
 
 RUNNER_STOPPED = (
     "Runner stopped: the process running it (host {host}, pid {pid}) ended before the run"
     " finished; closed by the next run of the task"
 )
-
-
-class TaskFailed(Exception):
-    """Raised by a task function that did part of its work and then could not go on (an
-    SMTP server that cannot be reached): the run is `failed` and still records `result`,
-    the counts of what was done."""
-
-    def __init__(self, error: str, result: Mapping[str, Any]) -> None:
-        super().__init__(error)
-        self.result = dict(result)
-
-
-@dataclass
-class RunOutcome:
-    task: str
-    trigger: str
-    status: str
-    message: str = ""
-    result: Mapping[str, Any] = field(default_factory=dict)
-    error: str = ""
-    run_id: int | None = None
-    finished_at: datetime = field(default_factory=timezone.now)
-    duration_ms: int = 0
-    exception: BaseException | None = None
-    traceback: str = ""
-    gated: bool = False
-    pause: Mapping[str, Any] | None = None  # the pause fields when an operator paused the task
-
-    @property
-    def paused(self) -> bool:
-        return self.pause is not None
-
-    @property
-    def failed(self) -> bool:
-        return self.status == RunStatus.FAILED
-
-    @property
-    def skipped(self) -> bool:
-        return self.status == RunStatus.SKIPPED
-
-    @property
-    def success(self) -> bool:
-        """Skipping because another runner holds the task, or because an operator paused it,
-        is success (cron must not page for a deliberate pause); a closed gate is not."""
-        return not self.failed and not self.gated
-
-    @property
-    def http_status(self) -> int:
-        return 500 if self.failed else 200
-
-    def body(self, *, debug: bool = False) -> dict[str, Any]:
-        """The JSON body shared by the HTTP views and `--json` on the commands."""
-        common = {
-            "task": self.task,
-            "timestamp": iso_utc(self.finished_at),
-            "durationMs": self.duration_ms,
-            "runId": self.run_id,
-        }
-        if self.failed:
-            body = {"success": False, "error": self.error, **common, **self.result}
-            if debug and self.traceback:
-                body["traceback"] = self.traceback
-            return body
-        body = {"success": self.success, "message": self.message, **common, **self.result}
-        if self.skipped:
-            body["skipped"] = True
-        if self.pause is not None:
-            body.update(self.pause)
-        return body
 
 
 def run_task(

@@ -29,10 +29,10 @@ from datetime import datetime, timedelta
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from .conf import maintenance_settings
-from .events import LOCK_RELEASE_FAILED, LOCK_RENEWAL_FAILED, log_event
-from .models import TaskLock
-from .reconnect import on_a_working_connection
+from maintenance.conf import maintenance_settings
+from maintenance.models import TaskLock
+from maintenance.observe.log_events import LOCK_RELEASE_FAILED, LOCK_RENEWAL_FAILED, log_event
+from maintenance.runs.reconnect import on_a_working_connection
 
 logger = logging.getLogger(__name__)
 

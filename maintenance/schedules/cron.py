@@ -10,11 +10,17 @@ for months and weekdays (`JAN`, `mon`); day of week 0 and 7 are Sunday.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+MINUTE, DAY = timedelta(minutes=1), timedelta(days=1)
+# A schedule that fires at all fires within 8 years and a day (29 February on a weekday).
+SEARCH_DAYS = 8 * 366 + 1
+GAPS_SAMPLED = 8
 TERM = re.compile(r"(?:(?P<star>\*)|(?P<low>\w+)(?:-(?P<high>\w+))?)(?:/(?P<step>\d+))?")
 
 
@@ -51,8 +57,11 @@ class CronField:
         if low > high:
             raise CronError(f"{self.label} range {term!r} runs backwards")
         step = int(match["step"] or 1)
-        if step < 1:
-            raise CronError(f"{self.label} step in {term!r} must be at least 1")
+        if not 1 <= step <= self.high:
+            raise CronError(
+                f"{self.label} step in {term!r} must be from 1 to {self.high} (a longer step"
+                " would fire once per period, not at that gap)"
+            )
         return set(range(low, high + 1, step))
 
     def number(self, token: str) -> int:
@@ -94,6 +103,64 @@ class CronSchedule:
     @property
     def every_day_of_month(self) -> bool:
         return self.days == FULL_DAYS
+
+    def fires_on(self, day: date) -> bool:
+        """Whether any tick falls on `day` (Debian cron's rule for the two day fields)."""
+        if day.month not in self.months:
+            return False
+        by_date, by_weekday = day.day in self.days, day.isoweekday() % 7 in self.weekdays
+        return (by_date or by_weekday) if self.days_either else (by_date and by_weekday)
+
+    def next_tick(self, after: datetime) -> datetime:
+        """The first tick strictly after `after` (an aware datetime), in UTC."""
+        moment = after.astimezone(UTC).replace(second=0, microsecond=0) + MINUTE
+        day = moment.date()
+        for _ in range(SEARCH_DAYS):
+            if self.fires_on(day):
+                for hour in sorted(self.hours):
+                    for minute in sorted(self.minutes):
+                        tick = datetime.combine(day, time(hour, minute), UTC)
+                        if tick >= moment:
+                            return tick
+            day += DAY
+        raise CronError("never fires")  # parse() refuses such expressions
+
+    def latest_tick(self, at: datetime) -> datetime:
+        """The last tick at or before `at` (an aware datetime), in UTC: the current tick."""
+        moment = at.astimezone(UTC)
+        day = moment.date()
+        for _ in range(SEARCH_DAYS):
+            if self.fires_on(day):
+                for hour in sorted(self.hours, reverse=True):
+                    for minute in sorted(self.minutes, reverse=True):
+                        tick = datetime.combine(day, time(hour, minute), UTC)
+                        if tick <= moment:
+                            return tick
+            day -= DAY
+        raise CronError("never fires")
+
+    def ticks(self, after: datetime) -> Iterator[datetime]:
+        """Every tick strictly after `after`, in order."""
+        tick = self.next_tick(after)
+        while True:
+            yield tick
+            tick = self.next_tick(tick)
+
+    def gap_after(self, tick: datetime) -> timedelta:
+        """How long from `tick` to the next one (the `late` tolerance is a tenth of it)."""
+        return self.next_tick(tick) - tick
+
+    def typical_gap(self) -> timedelta:
+        """The gap between two consecutive ticks (`interval_seconds` of `task_info`): the
+        shortest of the first gaps after a fixed Monday, where gaps vary (`*/25`: 10 min,
+        from :50 to :00)."""
+        ticks = self.ticks(datetime(2001, 1, 1, tzinfo=UTC))
+        first = next(ticks)
+        gaps = []
+        for tick in (next(ticks) for _ in range(GAPS_SAMPLED)):
+            gaps.append(tick - first)
+            first = tick
+        return min(gaps)
 
     @property
     def every_weekday(self) -> bool:

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import models
 from django.utils import timezone
 
-from .isotime import iso_utc
+from maintenance.isotime import iso_utc
 
 
 class Trigger(models.TextChoices):
@@ -24,6 +24,7 @@ class RunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped"
+    MISSED = "missed", "Missed"  # a tick no run served, written by the next run that took the task
 
 
 class TaskRunQuerySet(models.QuerySet):
@@ -55,6 +56,9 @@ class TaskRun(models.Model):
     error = models.TextField(blank=True, default="")
     host = models.CharField(max_length=255, blank=True, default="")
     pid = models.PositiveIntegerField(null=True, blank=True)
+    # The schedule's tick this run aims at (scheduled triggers); null for manual runs.
+    tick = models.DateTimeField(null=True, blank=True)
+    late_ms = models.BigIntegerField(null=True, blank=True)  # started_at minus tick
 
     objects = TaskRunQuerySet.as_manager()
 
@@ -66,6 +70,7 @@ class TaskRun(models.Model):
                 fields=["task", "status", "-started_at"], name="task_runs_task_status_idx"
             ),
             models.Index(fields=["started_at"], name="task_runs_started_idx"),
+            models.Index(fields=["task", "-tick"], name="task_runs_task_tick_idx"),
         ]
 
     def __str__(self) -> str:

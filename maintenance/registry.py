@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from maintenance.conf import task_setting
+from maintenance.schedules import cron
 
 TaskFunction = Callable[..., Mapping[str, Any]]
 
@@ -111,6 +112,12 @@ class Task:
     def schedule(self) -> str:
         """The cron expression in force: `<NAME>_CRON`, else the declared default."""
         return task_setting(self.name, "CRON") or self.cron
+
+    @property
+    def cron_schedule(self) -> cron.CronSchedule:
+        """The schedule in force, parsed: its ticks (`next_tick`, `latest_tick`, ...).
+        Raises cron.CronError for an expression E002 refuses."""
+        return cron.parse(self.schedule)
 
     @property
     def every(self) -> timedelta:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from maintenance.outcome import RunOutcome
     from maintenance.registry import Task
 
-logger = logging.getLogger("maintenance.observe.heartbeat")
+logger = logging.getLogger("maintenance.heartbeat")
 
 START = "start"
 SUCCESS = ""

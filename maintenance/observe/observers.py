@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from maintenance.outcome import RunOutcome
     from maintenance.registry import Task
 
-logger = logging.getLogger("maintenance.observe.observers")
+logger = logging.getLogger("maintenance.observers")
 
 
 class RunObserver(Protocol):

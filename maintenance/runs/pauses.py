@@ -28,7 +28,7 @@ from maintenance.models import RunStatus, TaskPause, TaskRun
 from maintenance.observe.log_events import TASK_PAUSED, TASK_RESUMED, log_event
 from maintenance.runs.locks import task_lock
 
-logger = logging.getLogger("maintenance.runs.pauses")
+logger = logging.getLogger("maintenance.pauses")
 
 # A pause this old is flagged by status and `check --deploy`: an incident's pause that
 # nobody lifted leaves the task's work piling up unseen.

@@ -26,7 +26,7 @@ from maintenance.models import RunStatus, RunTally, RunTallyMark, TaskRun
 from maintenance.observe.log_events import RUNS_PRUNE_FAILED, RUNS_PRUNED, log_event
 from maintenance.tables.purge import purge_expired
 
-logger = logging.getLogger("maintenance.runs.retention")
+logger = logging.getLogger("maintenance.retention")
 
 # Runs are counted out of the log once they started this long ago: by then every run has
 # finished (a task's lock lease and max_runtime are minutes). A run still unfinished at

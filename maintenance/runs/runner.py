@@ -39,7 +39,7 @@ from maintenance.runs import pauses, retention
 from maintenance.runs.locks import task_lock
 from maintenance.runs.reconnect import on_a_working_connection
 
-logger = logging.getLogger("maintenance.runs.runner")
+logger = logging.getLogger("maintenance.runner")
 
 RUNNER_STOPPED = (
     "Runner stopped: the process running it (host {host}, pid {pid}) ended before the run"

@@ -41,7 +41,7 @@ from maintenance.observe.log_events import (
 )
 from maintenance.runs.runner import run_task
 
-logger = logging.getLogger("maintenance.triggers.scheduler")
+logger = logging.getLogger("maintenance.scheduler")
 
 MIN_SLEEP = timedelta(seconds=0.1)  # never spin, even when a due time is in the past
 RETRY_AFTER_ERROR = timedelta(seconds=60)  # the run log itself was unreachable

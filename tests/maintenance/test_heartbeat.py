@@ -113,7 +113,7 @@ def test_an_unreachable_monitor_never_fails_the_task(settings, caplog):
 
     assert outcome.success
     events = [getattr(r, "event", None) for r in caplog.records]
-    assert events.count("maintenance.observe.heartbeat.failed") == 2
+    assert events.count("maintenance.heartbeat.failed") == 2
 
 
 def test_no_url_means_no_ping(monitor, settings):

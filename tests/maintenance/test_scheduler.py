@@ -25,7 +25,7 @@ from tests.processes import MANAGE, PYTHON, ROOT, free_port, project_env, wait_f
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-STARTED = "maintenance.triggers.scheduler.started"
+STARTED = "maintenance.scheduler.started"
 
 
 def fake_task(name: str, func, seconds: float = 0.3, run_at_startup: bool = True) -> Task:
@@ -145,7 +145,7 @@ def test_the_scheduler_survives_a_run_log_error_and_retries_soon(isolated_regist
     isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, seconds=3600))
     scheduler = Scheduler()
     scheduler.plan_startup()
-    caplog.set_level(logging.INFO, logger="maintenance.triggers.scheduler")
+    caplog.set_level(logging.INFO, logger="maintenance.scheduler")
 
     with connection.execute_wrapper(refuse_run_log):
         before = timezone.now()
@@ -157,7 +157,7 @@ def test_the_scheduler_survives_a_run_log_error_and_retries_soon(isolated_regist
     errors = [
         r
         for r in caplog.records
-        if getattr(r, "event", "") == "maintenance.triggers.scheduler.error"
+        if getattr(r, "event", "") == "maintenance.scheduler.error"
     ]
     assert errors and errors[0].levelno == logging.ERROR
 
@@ -193,7 +193,7 @@ def test_scheduler_stays_off_with_in_process_scheduler_false():
     result = run_python(f"import pluggedin.wsgi; {THREADS}", IN_PROCESS_SCHEDULER="false")
     assert result.returncode == 0, result.stderr
     assert "maintenance-scheduler" not in result.stdout
-    assert "maintenance.triggers.scheduler.disabled" in result.stderr
+    assert "maintenance.scheduler.disabled" in result.stderr
     assert 'reason="IN_PROCESS_SCHEDULER is false"' in result.stderr
     assert not TaskRun.objects.exists()
 
@@ -252,7 +252,7 @@ def test_runserver_runs_the_startup_cleanups_once_in_its_serving_process():
     assert "tasks=pkce_cleanup/600s,scheduled_emails/3600s,oauth_session_cleanup/3600s" in output
     pids = set(TaskRun.objects.values_list("pid", flat=True))
     assert len(pids) == 1 and server.pid not in pids, "the serving child ran them, once"
-    assert "maintenance.triggers.scheduler.ran task=pkce_cleanup status=succeeded" in output
+    assert "maintenance.scheduler.ran task=pkce_cleanup status=succeeded" in output
 
 
 @pytest.mark.slow
@@ -265,7 +265,7 @@ def test_run_scheduler_runs_in_the_foreground_and_stops_on_sigterm():
 
     assert worker.returncode == 0, output
     assert output.count(STARTED) == 1
-    assert "maintenance.triggers.scheduler.stopped" in output
+    assert "maintenance.scheduler.stopped" in output
     assert not TaskRun.objects.filter(status=RunStatus.RUNNING).exists()
 
 

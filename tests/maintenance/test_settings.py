@@ -196,7 +196,7 @@ def test_the_scheduler_does_not_start_on_a_negative_interval(settings, caplog):
     """`PKCE_CLEANUP_INTERVAL_SECONDS=-10` once gave 39 runs in 5 seconds."""
     settings.IN_PROCESS_SCHEDULER = True
     settings.PKCE_CLEANUP_INTERVAL_SECONDS = "-10"
-    caplog.set_level(logging.INFO, logger="maintenance.triggers.scheduler")
+    caplog.set_level(logging.INFO, logger="maintenance.scheduler")
 
     assert start_in_process() is None
     loop = threading.Thread(target=Scheduler().run_forever, daemon=True)
@@ -206,7 +206,7 @@ def test_the_scheduler_does_not_start_on_a_negative_interval(settings, caplog):
     assert not loop.is_alive(), "run_forever returns at once"
     assert not TaskRun.objects.exists()
     refusals = [
-        r for r in caplog.records if "maintenance.triggers.scheduler.disabled" in r.getMessage()
+        r for r in caplog.records if "maintenance.scheduler.disabled" in r.getMessage()
     ]
     assert len(refusals) == 2 and all(r.levelno == logging.ERROR for r in refusals)
     assert "PKCE_CLEANUP_INTERVAL_SECONDS" in refusals[0].getMessage()

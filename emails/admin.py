@@ -9,8 +9,8 @@ from django.utils.html import format_html
 
 from emails.admin_forms import PreviewForm, SuppressionActionForm, SuppressionForm
 from emails.models import EmailEvent, EmailPreference, EmailStatus, EmailSuppression, ScheduledEmail
+from emails.outbox.suppression import cancel_pending
 from emails.preview import render_preview
-from emails.suppression import cancel_pending
 from emails.tasks import SCHEDULED_EMAILS
 from maintenance.admin.actions import run_task_action
 from maintenance.admin.readonly import ReadOnlyAdmin

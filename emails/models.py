@@ -235,7 +235,7 @@ class EmailEvent(models.Model):
 
 class SendRate(models.Model):
     """The pace `EMAIL_SEND_RATE` sets for every runner on every host: one row holding the
-    next free send slot (see `emails/send_rate.py`)."""
+    next free send slot (see `emails/outbox/rate.py`)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     next_slot = models.FloatField(

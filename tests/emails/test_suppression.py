@@ -8,11 +8,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from emails import claims
-from emails.batch_sender import BatchSender
 from emails.models import EmailSuppression, ScheduledEmail
-from emails.sending import process_scheduled_emails
-from emails.suppression import is_suppressed, suppress, unsuppress
+from emails.outbox import claims, process_scheduled_emails
+from emails.outbox.batch import BatchSender
+from emails.outbox.suppression import is_suppressed, suppress, unsuppress
 from tests.factories import make_due, statuses
 
 pytestmark = pytest.mark.django_db

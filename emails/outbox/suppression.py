@@ -1,7 +1,8 @@
 """The suppression list: addresses no onboarding email is ever sent to again.
 
 An address lands here when an ESP reports a hard bounce, a rejection or a spam complaint
-(`tracking.py`), when the SMTP server refuses a mailbox for good, or by an admin's hand.
+(`emails/tracking.py`), when the SMTP server refuses a mailbox for good, or by an admin's
+hand (`emails/admin.py`).
 Addresses are compared case-insensitively (stored lower-case). Suppressing cancels the
 pending onboarding emails of every user with that address at once; the sender also checks
 the list for each claimed email just before it goes out (`reachability.py`), so an address

@@ -1,9 +1,9 @@
 """`BatchSender`: sends claimed batches of emails, each over one SMTP connection, and
-keeps the run's clock and counts.
+keeps the run's clock and counts (steps 2-6 of the order in `emails/outbox/__init__.py`).
 
 Within a batch the messages are pipelined: while the server digests message N, message
 N+1 is composed and serialised; N's "sent" record then travels to the database while
-N+1's envelope goes out (see `smtp_pipeline.py` and `sent_status.py`).
+N+1's envelope goes out (see `smtp_pipeline.py` and `sent_status_writer.py`).
 
 A reply about one message (`MessageRefused`) costs only that message: a 4xx is retried
 later with backoff, a 5xx fails it for good, and a permanent mailbox error (5.1.x, 550 to
@@ -24,16 +24,15 @@ from django.core.mail import get_connection
 from django.db import DatabaseError
 from django.utils import timezone
 
-from emails import claims
-from emails.addresses import undeliverable_reason
-from emails.composing import compose
 from emails.conf import email_settings
 from emails.models import ScheduledEmail
-from emails.reachability import unreachable_reason
-from emails.send_rate import SendRateLimiter
-from emails.sent_status import SentStatusWriter
-from emails.smtp_pipeline import MessageRefused, SmtpPipeline, prepare
-from emails.suppression import suppress, suppressed_among
+from emails.outbox import claims
+from emails.outbox.compose import compose
+from emails.outbox.rate import SendRateLimiter
+from emails.outbox.reachability import undeliverable_reason, unreachable_reason
+from emails.outbox.sent_status_writer import SentStatusWriter
+from emails.outbox.smtp_pipeline import MessageRefused, SmtpPipeline, prepare
+from emails.outbox.suppression import suppress, suppressed_among
 from maintenance.observe.log_events import EMAIL_SEND_FAILED, SMTP_CLOSE_FAILED, log_event
 
 logger = logging.getLogger("emails.sending")

@@ -25,9 +25,9 @@ then, batch after batch, until the limit, the time budget or the queue runs out:
 Steps 3-6 repeat per message (`BatchSender._send_one`). Two rules hold throughout: no
 message's data leaves before the previous one's "sent" record is confirmed, so a crash
 repeats at most the message in flight; and no other query runs on the connection while a
-pipelined write is unanswered (`SentStatusWriter.confirm` first). An SMTP server that
-cannot be reached backs the batch off and ends the run (`TaskFailed`); a refusal of one
-message is that message's failure only.
+pipelined write is unanswered (`SentStatusWriter.confirming_queries` enforces it for the
+whole batch). An SMTP server that cannot be reached backs the batch off and ends the run
+(`TaskFailed`); a refusal of one message is that message's failure only.
 """
 
 from __future__ import annotations

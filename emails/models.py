@@ -50,9 +50,6 @@ class ScheduledEmailQuerySet(models.QuerySet):
     def failed(self) -> ScheduledEmailQuerySet:
         return self.filter(status=EmailStatus.FAILED)
 
-    def unsent(self) -> ScheduledEmailQuerySet:
-        return self.filter(status__in=[EmailStatus.PENDING, EmailStatus.SENDING])
-
     def stale(self, cutoff: datetime) -> ScheduledEmailQuerySet:
         return self.filter(status=EmailStatus.PENDING, scheduled_for__lt=cutoff)
 

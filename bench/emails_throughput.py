@@ -142,8 +142,8 @@ def fresh_rows() -> None:
 
 
 def prepared_messages() -> list:
-    from emails.composing import compose
     from emails.models import ScheduledEmail
+    from emails.outbox.compose import compose
 
     rows = ScheduledEmail.objects.select_related("user").order_by("scheduled_for")
     return [compose(row) for row in rows]
@@ -162,7 +162,7 @@ def bare_loop(messages: list) -> float:
 
 
 def ours(expected: int) -> float:
-    from emails.sending import process_scheduled_emails
+    from emails.outbox import process_scheduled_emails
 
     fresh_rows()
     started = time.perf_counter()

@@ -9,8 +9,8 @@ from django.utils.html import format_html
 
 from emails.admin_forms import PreviewForm, SuppressionActionForm, SuppressionForm
 from emails.models import EmailEvent, EmailPreference, EmailStatus, EmailSuppression, ScheduledEmail
+from emails.outbox.suppression import suppress, unsuppress
 from emails.preview import render_preview
-from emails.suppression import cancel_pending
 from emails.tasks import SCHEDULED_EMAILS
 from maintenance.admin.actions import run_task_action
 from maintenance.admin.readonly import ReadOnlyAdmin
@@ -152,11 +152,12 @@ class EmailSuppressionAdmin(admin.ModelAdmin):
         return obj.reason[:80]
 
     def save_model(self, request, obj: EmailSuppression, form, change: bool) -> None:
-        obj.added_by = request.user
-        super().save_model(request, obj, form, change)
-        cancelled = cancel_pending(obj.address, f"address suppressed: {obj.reason}")
-        if cancelled:
-            self.message_user(request, f"{cancelled} pending emails cancelled.", messages.INFO)
+        """Added through `suppress`, as the webhooks add theirs; `obj` becomes the entry
+        (the admin's history and redirect use it)."""
+        done = suppress(obj.address, reason=obj.reason, added_by=request.user)
+        obj.pk, obj.created_at, obj.added_by = done.entry.pk, done.entry.created_at, request.user
+        if done.cancelled:
+            self.message_user(request, f"{done.cancelled} pending emails cancelled.", messages.INFO)
 
     @admin.action(
         description="Remove from the suppression list (give a reason)", permissions=["delete"]
@@ -172,7 +173,8 @@ class EmailSuppressionAdmin(admin.ModelAdmin):
         LogEntry.objects.log_actions(
             request.user.pk, entries, DELETION, change_message=f"Unsuppressed: {reason}"
         )
-        queryset.delete()
+        for entry in entries:
+            unsuppress(entry.address)
         self.message_user(
             request,
             f"{len(entries)} addresses removed from the suppression list. Their cancelled "

@@ -50,9 +50,6 @@ class ScheduledEmailQuerySet(models.QuerySet):
     def failed(self) -> ScheduledEmailQuerySet:
         return self.filter(status=EmailStatus.FAILED)
 
-    def unsent(self) -> ScheduledEmailQuerySet:
-        return self.filter(status__in=[EmailStatus.PENDING, EmailStatus.SENDING])
-
     def stale(self, cutoff: datetime) -> ScheduledEmailQuerySet:
         return self.filter(status=EmailStatus.PENDING, scheduled_for__lt=cutoff)
 
@@ -235,7 +232,7 @@ class EmailEvent(models.Model):
 
 class SendRate(models.Model):
     """The pace `EMAIL_SEND_RATE` sets for every runner on every host: one row holding the
-    next free send slot (see `emails/send_rate.py`)."""
+    next free send slot (see `emails/outbox/rate.py`)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     next_slot = models.FloatField(

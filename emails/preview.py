@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emails.composing import compose
 from emails.models import ScheduledEmail
+from emails.outbox.compose import compose
 
 
 @dataclass

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from emails.conf import email_settings
 from emails.models import ScheduledEmail
-from emails.sending import process_scheduled_emails
+from emails.outbox import process_scheduled_emails
 from maintenance.registry import Option, Task, positive, register
 from maintenance.tables.counts import bounded_count
 

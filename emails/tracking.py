@@ -26,7 +26,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from emails.models import EmailEvent, normalize_address
-from emails.suppression import suppress
+from emails.outbox.suppression import suppress
 from emails.unsubscribe import opt_out
 from maintenance.observe.log_events import (
     EMAIL_EVENT_DUPLICATE,

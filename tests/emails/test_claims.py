@@ -5,8 +5,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from emails import claims
 from emails.models import ScheduledEmail
+from emails.outbox import claims
 from tests.factories import make_due
 
 pytestmark = pytest.mark.django_db

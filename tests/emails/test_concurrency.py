@@ -10,9 +10,8 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from emails import claims
 from emails.models import ScheduledEmail
-from emails.sending import process_scheduled_emails
+from emails.outbox import claims, process_scheduled_emails
 from maintenance.runs.runner import run_task
 from tests.factories import make_due, statuses
 from tests.processes import manage

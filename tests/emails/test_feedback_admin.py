@@ -9,7 +9,7 @@ from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.auth import get_user_model
 
 from emails.models import EmailEvent, EmailSuppression, ScheduledEmail
-from emails.suppression import suppress
+from emails.outbox.suppression import suppress
 
 pytestmark = pytest.mark.django_db
 

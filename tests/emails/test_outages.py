@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from emails.models import ScheduledEmail
-from emails.sending import process_scheduled_emails
+from emails.outbox import process_scheduled_emails
 from maintenance.models import TaskRun
 from maintenance.outcome import TaskFailed
 from maintenance.runs.runner import run_task

@@ -4,10 +4,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from emails import claims
 from emails.models import EmailPreference
-from emails.reachability import unreachable_reason
-from emails.suppression import suppress, suppressed_among
+from emails.outbox import claims
+from emails.outbox.reachability import unreachable_reason
+from emails.outbox.suppression import suppress, suppressed_among
 from tests.factories import make_due
 
 pytestmark = pytest.mark.django_db

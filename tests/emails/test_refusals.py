@@ -9,8 +9,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from emails.models import EmailSuppression, ScheduledEmail
-from emails.sending import process_scheduled_emails
-from emails.suppression import is_suppressed
+from emails.outbox import process_scheduled_emails
+from emails.outbox.suppression import is_suppressed
 from tests.factories import make_due, statuses
 from tests.smtp_server import Recorder, serve
 

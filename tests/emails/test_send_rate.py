@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from django.db import connections
 
-from emails.sending import process_scheduled_emails
+from emails.outbox import process_scheduled_emails
 from tests.factories import make_due, statuses
 from tests.processes import manage
 from tests.smtp_server import Recorder, serve
@@ -46,7 +46,7 @@ def achieved_rate(arrivals: list[float]) -> float:
 
 
 SERVICE = (
-    "import json; from emails.sending import process_scheduled_emails; "
+    "import json; from emails.outbox import process_scheduled_emails; "
     "print(json.dumps(process_scheduled_emails()))"
 )
 

@@ -8,9 +8,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from emails.composing import compose
 from emails.models import EmailPreference, ScheduledEmail
-from emails.sending import process_scheduled_emails
+from emails.outbox import process_scheduled_emails
+from emails.outbox.compose import compose
 from tests.factories import make_due, make_users, statuses
 
 pytestmark = pytest.mark.django_db

@@ -8,11 +8,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from emails import claims
-from emails.batch_sender import BatchSender
 from emails.models import EmailSuppression, ScheduledEmail
-from emails.sending import process_scheduled_emails
-from emails.suppression import is_suppressed, suppress, unsuppress
+from emails.outbox import claims, process_scheduled_emails
+from emails.outbox.batch import BatchSender
+from emails.outbox.suppression import is_suppressed, suppress, unsuppress
 from tests.factories import make_due, statuses
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +24,8 @@ def ann(settings):
 
 
 def test_suppressing_cancels_the_pending_series_with_the_reason(ann):
-    assert suppress("ann.lee@example.test", reason="hard bounce", event="bounced", esp="Postmark")
+    done = suppress("ann.lee@example.test", reason="hard bounce", event="bounced", esp="Postmark")
+    assert (done.created, done.cancelled) == (True, 3)
 
     rows = ScheduledEmail.objects.filter(user=ann)
     assert {row.status for row in rows} == {"cancelled"}
@@ -44,8 +44,9 @@ def test_addresses_compare_case_insensitively(ann):
 
 
 def test_suppressing_twice_keeps_the_first_entry(ann):
-    assert suppress(ann.email, reason="hard bounce", event="bounced", esp="Amazon SES") is True
-    assert suppress(ann.email.upper(), reason="complaint", event="complained") is False
+    first = suppress(ann.email, reason="hard bounce", event="bounced", esp="Amazon SES")
+    assert first.created is True
+    assert suppress(ann.email.upper(), reason="complaint", event="complained").created is False
 
     entry = EmailSuppression.objects.get()
     assert (entry.reason, entry.event) == ("hard bounce", "bounced")

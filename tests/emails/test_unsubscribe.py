@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from emails.conf import email_settings
 from emails.models import EmailPreference, ScheduledEmail
-from emails.sending import process_scheduled_emails
+from emails.outbox import process_scheduled_emails
 from emails.unsubscribe import make_token
 from tests.processes import PYTHON, ROOT, free_port, project_env, wait_for
 

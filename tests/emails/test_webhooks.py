@@ -19,9 +19,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from emails import claims
-from emails.batch_sender import BatchSender
 from emails.models import EmailEvent, EmailPreference, EmailSuppression, ScheduledEmail
+from emails.outbox import claims
+from emails.outbox.batch import BatchSender
 from tests.factories import make_due
 
 pytestmark = pytest.mark.django_db

@@ -12,13 +12,18 @@ transaction pooling hands the next statement to another server connection; a poo
 `DISCARD ALL`), the write is redone unprepared before the next message leaves. Elsewhere
 the same statement runs to completion.
 
-Call `confirm()` before using the connection for anything else; it raises `DatabaseError`
-when the last write failed.
+While a write is unanswered the connection can carry nothing else. `confirming_queries()`
+keeps that rule for a whole batch: any query through Django's connection first waits for
+the last write's answer (`confirm()`, which raises `DatabaseError` when that write
+failed), so no call site has to remember it. Only `transaction.atomic()` itself sends no
+query on entry: start a transaction after a query, or call `confirm()` first.
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from django.db import DatabaseError, connection
@@ -64,6 +69,18 @@ class SentStatusWriter:
         _prepare(raw)
         raw.send_query_prepared(STATEMENT, values)
         self._waiting = True
+
+    @contextmanager
+    def confirming_queries(self) -> Iterator[SentStatusWriter]:
+        """Within: every query on the connection waits for the last write's answer first.
+        On leaving normally the last write is confirmed too."""
+        with connection.execute_wrapper(self._confirm_first):
+            yield self
+        self.confirm()
+
+    def _confirm_first(self, execute, sql, params, many, context):
+        self.confirm()
+        return execute(sql, params, many, context)
 
     def confirm(self) -> None:
         """Wait for the last write's answer; raise if the database refused or went away."""

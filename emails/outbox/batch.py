@@ -1,9 +1,11 @@
 """`BatchSender`: sends claimed batches of emails, each over one SMTP connection, and
-keeps the run's clock and counts.
+keeps the run's clock and counts (steps 2-6 of the order in `emails/outbox/__init__.py`).
 
 Within a batch the messages are pipelined: while the server digests message N, message
 N+1 is composed and serialised; N's "sent" record then travels to the database while
-N+1's envelope goes out (see `smtp_pipeline.py` and `sent_status.py`).
+N+1's envelope goes out (see `smtp_pipeline.py` and `sent_status_writer.py`). The whole
+batch runs inside `SentStatusWriter.confirming_queries()`, so every other query waits for
+that record's answer first.
 
 A reply about one message (`MessageRefused`) costs only that message: a 4xx is retried
 later with backoff, a 5xx fails it for good, and a permanent mailbox error (5.1.x, 550 to
@@ -24,16 +26,15 @@ from django.core.mail import get_connection
 from django.db import DatabaseError
 from django.utils import timezone
 
-from emails import claims
-from emails.addresses import undeliverable_reason
-from emails.composing import compose
 from emails.conf import email_settings
 from emails.models import ScheduledEmail
-from emails.reachability import unreachable_reason
-from emails.send_rate import SendRateLimiter
-from emails.sent_status import SentStatusWriter
-from emails.smtp_pipeline import MessageRefused, SmtpPipeline, prepare
-from emails.suppression import suppress, suppressed_among
+from emails.outbox import claims
+from emails.outbox.compose import compose
+from emails.outbox.rate import SendRateLimiter
+from emails.outbox.reachability import undeliverable_reason, unreachable_reason
+from emails.outbox.sent_status_writer import SentStatusWriter
+from emails.outbox.smtp_pipeline import MessageRefused, SmtpPipeline, prepare
+from emails.outbox.suppression import suppress, suppressed_among
 from maintenance.observe.log_events import EMAIL_SEND_FAILED, SMTP_CLOSE_FAILED, log_event
 
 logger = logging.getLogger("emails.sending")
@@ -102,18 +103,23 @@ class BatchSender:
         self._backend = get_connection(fail_silently=False)
         self._pipeline = SmtpPipeline(self._backend)
         try:
-            self._open(sendable)
-            for index, email in enumerate(sendable):
-                if not self._send_one(email, sendable[index:], until):
-                    if index == 0:  # other runners hold the next slots: let them go first
-                        time.sleep(max(0.0, min(self._limiter.spacing, until - time.monotonic())))
-                    self.stopped = time.monotonic() >= self.deadline
-                    break
-            self._settle()
-            self._writer.confirm()
+            with self._writer.confirming_queries():
+                self._open(sendable)
+                self._send_each(sendable, until)
+                self._settle()
         finally:
             self._pipeline = None
             _close(self._backend)
+
+    def _send_each(self, sendable: list[ScheduledEmail], until: float) -> None:
+        """The loop over the batch's messages, one at a time; between two messages (the
+        top of the loop) nothing is in flight but the previous message's verdict."""
+        for index, email in enumerate(sendable):
+            if not self._send_one(email, sendable[index:], until):
+                if index == 0:  # other runners hold the next slots: let them go first
+                    time.sleep(max(0.0, min(self._limiter.spacing, until - time.monotonic())))
+                self.stopped = time.monotonic() >= self.deadline
+                return
 
     def _send_one(self, email: ScheduledEmail, rest: list[ScheduledEmail], until: float) -> bool:
         """Start `email` once the previous one is settled; False when the batch must stop
@@ -131,7 +137,6 @@ class BatchSender:
             self._open(rest)
         slot = self._take_slot(until)
         if slot is None:
-            self._writer.confirm()
             claims.release(rest)
             return False
         try:
@@ -149,8 +154,6 @@ class BatchSender:
     def _take_slot(self, until: float) -> float | None:
         if time.monotonic() >= until:
             return None
-        if self._limiter.limited:
-            self._writer.confirm()  # the reservation uses the database connection
         return self._limiter.reserve(horizon=until - time.monotonic())
 
     def _settle(self) -> None:
@@ -195,19 +198,16 @@ class BatchSender:
         try:
             self._backend.open()
         except Exception as exc:
-            self._writer.confirm()
             error = f"SMTP unavailable: {_describe(exc)}"
             for email in emails:
                 self._retry_later(email, error)
             raise SmtpUnavailable(error) from exc
 
     def _retry_later(self, email: ScheduledEmail, error: str) -> None:
-        self._writer.confirm()
         final = claims.mark_failed(email, error, self.now())
         self._count_failure(email, error, final)
 
     def _fail_for_good(self, email: ScheduledEmail, error: str) -> None:
-        self._writer.confirm()
         claims.fail_for_good(email, error)
         self._count_failure(email, error, final=True)
 

@@ -1,7 +1,8 @@
 """The suppression list: addresses no onboarding email is ever sent to again.
 
 An address lands here when an ESP reports a hard bounce, a rejection or a spam complaint
-(`tracking.py`), when the SMTP server refuses a mailbox for good, or by an admin's hand.
+(`emails/tracking.py`), when the SMTP server refuses a mailbox for good, or by an admin's
+hand (`emails/admin.py`, which also takes addresses off through `unsuppress`).
 Addresses are compared case-insensitively (stored lower-case). Suppressing cancels the
 pending onboarding emails of every user with that address at once; the sender also checks
 the list for each claimed email just before it goes out (`reachability.py`), so an address
@@ -10,28 +11,41 @@ suppressed while a batch is in flight is still skipped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import transaction
 
 from emails.models import EmailStatus, EmailSuppression, ScheduledEmail, normalize_address
 
 
-def suppress(address: str, *, reason: str, event: str = "", esp: str = "", added_by=None) -> bool:
+@dataclass(frozen=True)
+class Suppressed:
+    """What `suppress` did: the address's entry, whether it is new, emails cancelled."""
+
+    entry: EmailSuppression
+    created: bool
+    cancelled: int
+
+
+def suppress(
+    address: str, *, reason: str, event: str = "", esp: str = "", added_by=None
+) -> Suppressed:
     """Put `address` on the suppression list and cancel its pending onboarding emails.
 
-    Idempotent: True when the address was not suppressed before; an address already on
-    the list keeps its first entry (its pending emails are cancelled all the same).
-    `added_by` is the admin user who added it by hand.
+    Idempotent: `created` is True when the address was not suppressed before; an address
+    already on the list keeps its first entry (its pending emails are cancelled all the
+    same). `added_by` is the admin user who added it by hand.
     """
     address = normalize_address(address)
     if not address:
         raise ValueError("An address is required to suppress it.")
     with transaction.atomic():
-        _, created = EmailSuppression.objects.get_or_create(
+        entry, created = EmailSuppression.objects.get_or_create(
             address=address,
             defaults={"reason": reason[:500], "event": event, "esp": esp, "added_by": added_by},
         )
-        cancel_pending(address, f"address suppressed: {reason}")
-    return created
+        cancelled = cancel_pending(address, f"address suppressed: {reason}")
+    return Suppressed(entry, created, cancelled)
 
 
 def unsuppress(address: str) -> bool:

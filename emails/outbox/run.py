@@ -1,11 +1,12 @@
-"""The `scheduled_emails` task: send what is due, once, over one SMTP connection per batch.
+"""A run of the `scheduled_emails` task: batches, each claimed then sent, until done.
 
 Each batch is claimed (see `claims.py`), then sent message by message over a single
-connection by a `BatchSender` (`batch_sender.py`), each outcome recorded as soon as it is
-known. When the SMTP server cannot be reached, the claimed rows are backed off (the
-attempt counts) and the run stops instead of hammering a server that is down; nothing is
-marked sent, and the run fails (`TaskFailed`) with the counts of what did go out. A reply
-refusing one message is that message's failure, never the run's.
+connection by a `BatchSender` (`batch.py`), each outcome recorded as soon as it is
+known; the order of a batch is drawn in `emails/outbox/__init__.py`. When the SMTP
+server cannot be reached, the claimed rows are backed off (the attempt counts) and the
+run stops instead of hammering a server that is down; nothing is marked sent, and the run
+fails (`TaskFailed`) with the counts of what did go out. A reply refusing one message is
+that message's failure, never the run's.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from emails import claims
-from emails.batch_sender import BatchSender, SmtpUnavailable
 from emails.conf import email_settings
 from emails.models import ScheduledEmail
+from emails.outbox import claims
+from emails.outbox.batch import BatchSender, SmtpUnavailable
 from maintenance.outcome import TaskFailed
 
 

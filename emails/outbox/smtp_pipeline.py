@@ -24,7 +24,7 @@ from django.core.mail import EmailMessage
 from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.core.mail.message import sanitize_address
 
-from emails.send_rate import wait_until
+from emails.outbox.rate import wait_until
 
 LEADING_DOT = re.compile(rb"(?m)^\.")
 

@@ -154,11 +154,7 @@ def test_the_scheduler_survives_a_run_log_error_and_retries_soon(isolated_regist
     assert calls == []
     retry_in = (scheduler.due["count"] - before).total_seconds()
     assert 0 < retry_in <= RETRY_AFTER_ERROR.total_seconds() + 1, "retried within a minute"
-    errors = [
-        r
-        for r in caplog.records
-        if getattr(r, "event", "") == "maintenance.scheduler.error"
-    ]
+    errors = [r for r in caplog.records if getattr(r, "event", "") == "maintenance.scheduler.error"]
     assert errors and errors[0].levelno == logging.ERROR
 
     scheduler.due["count"] = timezone.now()  # the retry, once the database is back

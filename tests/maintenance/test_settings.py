@@ -205,9 +205,7 @@ def test_the_scheduler_does_not_start_on_a_negative_interval(settings, caplog):
 
     assert not loop.is_alive(), "run_forever returns at once"
     assert not TaskRun.objects.exists()
-    refusals = [
-        r for r in caplog.records if "maintenance.scheduler.disabled" in r.getMessage()
-    ]
+    refusals = [r for r in caplog.records if "maintenance.scheduler.disabled" in r.getMessage()]
     assert len(refusals) == 2 and all(r.levelno == logging.ERROR for r in refusals)
     assert "PKCE_CLEANUP_INTERVAL_SECONDS" in refusals[0].getMessage()
 

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from emails.models import EmailType, ScheduledEmail
+from maintenance.management.base import TaskCommand
 from maintenance.registry import Task
 from oauth.models import PKCEState
 
@@ -48,6 +49,12 @@ def counting_task(name: str = "demo", **overrides: Any) -> tuple[Task, Calls]:
     """A fake task that records each call's options (so a test sees whether it ran)."""
     calls = Calls()
     return fake_task(name, calls, **overrides), calls
+
+
+def task_command(task: Task) -> TaskCommand:
+    """The management command a declaration like `task` gets (`call_command` takes it as
+    is): a fake task's command without a module under `management/commands/`."""
+    return type("Command", (TaskCommand,), {"task": task})()
 
 
 def state_row(state: str, expires_at: datetime) -> PKCEState:

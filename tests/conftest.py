@@ -36,6 +36,17 @@ def isolated_registry():
     registry.reset(previous)
 
 
+@pytest.fixture
+def demo(isolated_registry):
+    """The fake task `demo` (every 5 minutes) alone in the registry: the options of each
+    call it got (`tests.factories.Calls`), so a test sees whether and how it ran."""
+    from tests.factories import counting_task
+
+    task, calls = counting_task()
+    isolated_registry.register(task)
+    return calls
+
+
 def reload_task_urls() -> None:
     """`maintenance/urls.py` mounts the registered tasks' paths at import: rebuild it."""
     import maintenance.urls

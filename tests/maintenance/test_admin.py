@@ -12,19 +12,11 @@ from django.utils import timezone
 
 from maintenance.models import TaskPause, TaskRun
 from maintenance.runs.runner import run_task
-from tests.factories import Calls, counting_task, fake_task
+from tests.factories import fake_task
 
 pytestmark = pytest.mark.django_db
 
 INDEX = "/admin/maintenance/"
-
-
-@pytest.fixture
-def demo(isolated_registry) -> Calls:
-    """The fake task `demo` alone in the registry: the calls it got."""
-    task, calls = counting_task()
-    isolated_registry.register(task)
-    return calls
 
 
 def run_url(task: str) -> str:

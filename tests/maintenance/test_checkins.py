@@ -15,7 +15,7 @@ import sentry_sdk
 
 from maintenance.runs.locks import task_lock
 from maintenance.runs.runner import run_task
-from tests.factories import Calls, counting_task, fake_task
+from tests.factories import fake_task
 from tests.processes import free_port, run_manage, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -102,14 +102,6 @@ def sentry_on(dsn: str) -> Iterator[None]:
 @pytest.fixture
 def sentry(ingest) -> Iterator[SentryIngest]:
     yield from (ingest for _ in sentry_on(ingest.dsn))
-
-
-@pytest.fixture
-def demo(isolated_registry) -> Calls:
-    """The fake task `demo` alone in the registry: the calls it got."""
-    task, calls = counting_task()
-    isolated_registry.register(task)
-    return calls
 
 
 def received(ingest: SentryIngest, count: int) -> list[dict]:

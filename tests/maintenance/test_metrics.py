@@ -14,7 +14,7 @@ from maintenance.models import RunTally, TaskRun
 from maintenance.runs import retention
 from maintenance.runs.runner import run_task
 from tests.conftest import SECRET
-from tests.factories import Calls, counting_task, fake_task, make_state
+from tests.factories import Calls, fake_task, make_state
 from tests.processes import run_manage
 
 pytestmark = pytest.mark.django_db
@@ -50,12 +50,10 @@ def runs_total(figures, task: str, trigger: str, status: str) -> float:
 
 
 @pytest.fixture
-def demo(isolated_registry) -> Calls:
+def demo(demo, isolated_registry) -> Calls:
     """The fake tasks `demo` and `other` alone in the registry: the calls `demo` got."""
-    task, calls = counting_task()
-    isolated_registry.register(task)
     isolated_registry.register(fake_task("other"))
-    return calls
+    return demo
 
 
 # --- who may scrape -----------------------------------------------------------------------

@@ -13,20 +13,12 @@ from django.utils import timezone
 from maintenance.models import TaskRun
 from maintenance.runs.runner import run_task
 from oauth.pkce import create_state
-from tests.factories import Calls, counting_task, fake_task
+from tests.factories import fake_task
 from tests.processes import run_manage
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("other_tasks_healthy")]
 
 URL = "/api/maintenance/status"
-
-
-@pytest.fixture
-def demo(isolated_registry) -> Calls:
-    """The fake task `demo`, due every 10 minutes, alone in the registry: its calls."""
-    task, calls = counting_task(seconds=600)
-    isolated_registry.register(task)
-    return calls
 
 
 def age_runs(task: str, by: timedelta) -> None:
@@ -65,19 +57,19 @@ def test_pkce_cleanup_healthy_after_a_run_answers_200_with_schedule_runs_and_bac
 
 def test_a_task_without_success_in_twice_its_interval_answers_503(demo, client, auth_header):
     run_task("demo", "scheduler")
-    age_runs("demo", timedelta(minutes=21))
+    age_runs("demo", timedelta(minutes=11))
 
     response = client.get(URL, **auth_header)
 
     assert response.status_code == 503
     task = response.json()["tasks"]["demo"]
     assert task["healthy"] is False
-    assert task["problem"] == "no success in the last 20 min"
+    assert task["problem"] == "no success in the last 10 min"
 
 
 def test_one_missed_run_is_still_healthy(demo, client, auth_header):
     run_task("demo", "scheduler")
-    age_runs("demo", timedelta(minutes=19))
+    age_runs("demo", timedelta(minutes=9))
 
     assert client.get(URL, **auth_header).status_code == 200
 

@@ -47,6 +47,16 @@ def demo(isolated_registry):
     return calls
 
 
+@pytest.fixture
+def other(demo, isolated_registry):
+    """A second counting fake task, `other`, next to `demo`: the calls it got."""
+    from tests.factories import counting_task
+
+    task, calls = counting_task("other")
+    isolated_registry.register(task)
+    return calls
+
+
 def reload_task_urls() -> None:
     """`maintenance/urls.py` mounts the registered tasks' paths at import: rebuild it."""
     import maintenance.urls

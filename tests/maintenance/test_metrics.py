@@ -14,7 +14,7 @@ from maintenance.models import RunTally, TaskRun
 from maintenance.runs import retention
 from maintenance.runs.runner import run_task
 from tests.conftest import SECRET
-from tests.factories import Calls, fake_task, make_state
+from tests.factories import fake_task, make_state
 from tests.processes import run_manage
 
 pytestmark = pytest.mark.django_db
@@ -47,13 +47,6 @@ def labels(**pairs: str) -> tuple:
 def runs_total(figures, task: str, trigger: str, status: str) -> float:
     # The text parser names a counter family without its `_total` suffix.
     return figures["pluggedin_maintenance_runs"][labels(task=task, trigger=trigger, status=status)]
-
-
-@pytest.fixture
-def demo(demo, isolated_registry) -> Calls:
-    """The fake tasks `demo` and `other` alone in the registry: the calls `demo` got."""
-    isolated_registry.register(fake_task("other"))
-    return demo
 
 
 # --- who may scrape -----------------------------------------------------------------------
@@ -120,7 +113,7 @@ def test_declared_tasks_with_schedule_interval_health_pause_and_backlog(client, 
     assert runs_total(figures, "pkce_cleanup", "cron", "succeeded") == 0
 
 
-def test_a_paused_task_reads_paused_and_healthy_until_resumed(demo, client, cron_secret):
+def test_a_paused_task_reads_paused_and_healthy_until_resumed(demo, other, client, cron_secret):
     from maintenance.runs import pauses
 
     pauses.pause("demo", "incident INC-7", "cli:ann")

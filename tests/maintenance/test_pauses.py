@@ -95,6 +95,7 @@ def assert_skipped_for_the_pause(trigger: str, task: str = "demo") -> TaskRun:
 
 def assert_paused_body(body: dict, run: TaskRun) -> None:
     assert_skipped_body(body, run, success=True, says=names_pause(run.task))
+    assert body["message"].startswith(names_pause(run.task))
     assert body["paused"] is True
     assert (body["pausedReason"], body["pausedBy"], body["pausedUntil"]) == (
         REASON,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -7,6 +8,7 @@ import uuid
 
 import pytest
 from django.db import connection
+from django.urls import clear_url_caches
 
 from maintenance import registry
 from tests import pgbouncer
@@ -32,6 +34,60 @@ def isolated_registry():
     previous = registry.reset()
     yield registry
     registry.reset(previous)
+
+
+@pytest.fixture
+def demo(isolated_registry):
+    """The fake task `demo` (every 5 minutes) alone in the registry: the options of each
+    call it got (`tests.factories.Calls`), so a test sees whether and how it ran."""
+    from tests.factories import counting_task
+
+    task, calls = counting_task()
+    isolated_registry.register(task)
+    return calls
+
+
+@pytest.fixture
+def other(demo, isolated_registry):
+    """A second counting fake task, `other`, next to `demo`: the calls it got."""
+    from tests.factories import counting_task
+
+    task, calls = counting_task("other")
+    isolated_registry.register(task)
+    return calls
+
+
+def reload_task_urls() -> None:
+    """`maintenance/urls.py` mounts the registered tasks' paths at import: rebuild it."""
+    import maintenance.urls
+    import pluggedin.urls
+
+    importlib.reload(maintenance.urls)
+    importlib.reload(pluggedin.urls)
+    clear_url_caches()
+
+
+@pytest.fixture
+def mounted_registry():
+    """Like `isolated_registry`, with `mounted_registry.mount(task)` registering a task and
+    serving it at its `path`; the real tasks and their URLs are restored afterwards."""
+
+    class Mounted:
+        real_tasks: list[registry.Task] = []
+
+        @staticmethod
+        def register(task: registry.Task) -> registry.Task:
+            registry.register(task)
+            reload_task_urls()
+            return task
+
+        mount = register
+
+    previous = registry.reset()
+    Mounted.real_tasks = previous
+    yield Mounted()
+    registry.reset(previous)
+    reload_task_urls()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

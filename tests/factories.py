@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from emails.models import EmailType, ScheduledEmail
+from maintenance.management.base import TaskCommand
 from maintenance.registry import Task
 from oauth.models import PKCEState
 
@@ -27,13 +28,33 @@ def fake_task(
     """A task for tests: `func` (default: one counted thing) every `seconds`."""
     fields = {
         "name": name,
-        "func": func or (lambda **options: {"count": 1}),
+        "func": func if func is not None else (lambda **options: {"count": 1}),
         "description": f"Fake task {name}.",
         "message": "Did {count} things",
         "cron": "*/5 * * * *",
         "interval": timedelta(seconds=seconds),
     }
     return Task(**{**fields, **overrides})
+
+
+class Calls(list):
+    """The options of every call a `counting_task` got, in order."""
+
+    def __call__(self, **options: Any) -> dict[str, int]:
+        self.append(options)
+        return {"count": len(self)}
+
+
+def counting_task(name: str = "demo", **overrides: Any) -> tuple[Task, Calls]:
+    """A fake task that records each call's options (so a test sees whether it ran)."""
+    calls = Calls()
+    return fake_task(name, calls, **overrides), calls
+
+
+def task_command(task: Task) -> TaskCommand:
+    """The management command a declaration like `task` gets (`call_command` takes it as
+    is): a fake task's command without a module under `management/commands/`."""
+    return type("Command", (TaskCommand,), {"task": task})()
 
 
 def state_row(state: str, expires_at: datetime) -> PKCEState:

@@ -109,7 +109,7 @@ def received(ingest: SentryIngest, count: int) -> list[dict]:
     return wait_for(lambda: len(ingest.check_ins) >= count and ingest.check_ins, 10) or []
 
 
-def test_a_successful_run_checks_in_in_progress_then_ok(sentry):
+def test_a_pkce_cleanup_run_checks_in_in_progress_then_ok_with_its_spec_schedule(sentry):
     outcome = run_task("pkce_cleanup", "cron")
 
     started, finished = received(sentry, 2)
@@ -144,9 +144,9 @@ def test_a_failed_run_checks_in_error(sentry, isolated_registry):
     assert finished["monitor_slug"] == "broken"
 
 
-def test_each_run_gets_its_own_check_in_id(sentry):
-    run_task("pkce_cleanup", "cron")
-    run_task("pkce_cleanup", "scheduler")
+def test_each_run_gets_its_own_check_in_id(demo, sentry):
+    run_task("demo", "cron")
+    run_task("demo", "scheduler")
 
     check_ins = received(sentry, 4)
 
@@ -171,13 +171,13 @@ def test_the_monitor_follows_the_settings_in_force(sentry, settings, isolated_re
     }
 
 
-def test_a_run_skipped_for_another_runner_sends_nothing(sentry):
+def test_a_run_skipped_for_another_runner_sends_nothing(demo, sentry):
     from django.db import connection
 
     held, release = threading.Event(), threading.Event()
 
     def other_runner() -> None:
-        with task_lock("pkce_cleanup"):
+        with task_lock("demo"):
             held.set()
             release.wait(10)
         connection.close()
@@ -186,47 +186,51 @@ def test_a_run_skipped_for_another_runner_sends_nothing(sentry):
     thread.start()
     assert held.wait(10)
     try:
-        outcome = run_task("pkce_cleanup", "scheduler")
+        outcome = run_task("demo", "scheduler")
     finally:
         release.set()
         thread.join()
 
-    assert outcome.skipped
+    assert outcome.skipped and demo == []
     sentry_sdk.flush(timeout=5)
     time.sleep(0.5)
     assert sentry.check_ins == []
 
 
-def test_gated_runs_send_nothing(sentry):
-    outcome = run_task("scheduled_emails", "cron")  # CLOUD_DEPLOY is off in the tests
+def test_gated_runs_send_nothing(sentry, isolated_registry):
+    isolated_registry.register(fake_task("gated", gate=lambda: "CLOUD_DEPLOY is not true"))
+
+    outcome = run_task("gated", "cron")
 
     assert outcome.gated
     sentry_sdk.flush(timeout=5)
     assert sentry.check_ins == []
 
 
-def test_a_slow_sentry_does_not_slow_the_task(slow_ingest):
+def test_a_slow_sentry_does_not_slow_the_task(demo, slow_ingest):
     for _ in sentry_on(slow_ingest.dsn):
         started = time.monotonic()
-        outcome = run_task("pkce_cleanup", "cron")
+        outcome = run_task("demo", "cron")
         elapsed = time.monotonic() - started
 
         assert outcome.success
         assert elapsed < 2.0  # each check-in takes the server 3 s to answer
 
 
-def test_an_unreachable_sentry_does_not_fail_the_task():
+def test_an_unreachable_sentry_does_not_fail_the_task(
+    demo,
+):
     dsn = f"http://key@127.0.0.1:{free_port()}/1"  # nothing listens there
     for _ in sentry_on(dsn):
         started = time.monotonic()
-        outcome = run_task("pkce_cleanup", "cron")
+        outcome = run_task("demo", "cron")
 
         assert outcome.success
         assert time.monotonic() - started < 2.0
 
 
-def test_without_sentry_dsn_nothing_is_sent(ingest):
-    outcome = run_task("pkce_cleanup", "cron")
+def test_without_sentry_dsn_nothing_is_sent(demo, ingest):
+    outcome = run_task("demo", "cron")
 
     assert outcome.success
     time.sleep(0.5)

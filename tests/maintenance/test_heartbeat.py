@@ -59,7 +59,7 @@ def serve(server: Monitor) -> Iterator[Monitor]:
     server.server_close()
 
 
-def test_a_successful_run_pings_start_then_success(monitor, settings):
+def test_a_pkce_cleanup_run_pings_its_spec_heartbeat_url_start_then_success(monitor, settings):
     settings.PKCE_CLEANUP_HEARTBEAT_URL = monitor.url
 
     outcome = run_task("pkce_cleanup", "cron")
@@ -89,11 +89,11 @@ def test_a_gated_run_sends_no_ping(monitor, settings, isolated_registry):
     assert monitor.paths == []
 
 
-def test_a_monitor_answering_500_never_fails_the_task(broken_monitor, settings, caplog):
-    settings.PKCE_CLEANUP_HEARTBEAT_URL = broken_monitor.url
+def test_a_monitor_answering_500_never_fails_the_task(demo, broken_monitor, settings, caplog):
+    settings.MAINTENANCE_HEARTBEAT_URLS = {"demo": broken_monitor.url}
     caplog.set_level(logging.WARNING, logger="maintenance")
 
-    outcome = run_task("pkce_cleanup", "cron")
+    outcome = run_task("demo", "cron")
 
     assert outcome.success
     assert TaskRun.objects.get(pk=outcome.run_id).status == "succeeded"
@@ -102,23 +102,24 @@ def test_a_monitor_answering_500_never_fails_the_task(broken_monitor, settings, 
     assert all("abc-123" not in r.getMessage() for r in warnings)  # the URL is not logged
 
 
-def test_an_unreachable_monitor_never_fails_the_task(settings, caplog):
+def test_an_unreachable_monitor_never_fails_the_task(demo, settings, caplog):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
-    settings.PKCE_CLEANUP_HEARTBEAT_URL = f"http://127.0.0.1:{closed_port}/ping"
+    settings.MAINTENANCE_HEARTBEAT_URLS = {"demo": f"http://127.0.0.1:{closed_port}/ping"}
     caplog.set_level(logging.WARNING, logger="maintenance")
 
-    outcome = run_task("pkce_cleanup", "cron")
+    outcome = run_task("demo", "cron")
 
     assert outcome.success
     events = [getattr(r, "event", None) for r in caplog.records]
     assert events.count("maintenance.heartbeat.failed") == 2
 
 
-def test_no_url_means_no_ping(monitor, settings):
-    settings.PKCE_CLEANUP_HEARTBEAT_URL = None
+def test_no_url_means_no_ping(demo, monitor, settings):
+    settings.MAINTENANCE_HEARTBEAT_URLS = {"other": monitor.url}
 
-    run_task("pkce_cleanup", "cron")
+    run_task("demo", "cron")
 
+    assert demo == [{}]
     assert monitor.paths == []

@@ -24,6 +24,7 @@ from maintenance.observe.status import maintenance_status
 from maintenance.runs import runner
 from maintenance.runs.locks import task_lock
 from oauth.models import PKCEState
+from tests.assertions import assert_skipped_body
 from tests.factories import fake_task, make_state
 from tests.processes import manage, wait_for
 
@@ -206,9 +207,8 @@ def test_two_runners_started_together_one_deletes_the_other_skips():
     assert second.returncode == 0, second_err
     first_body, second_body = json.loads(first_out), json.loads(second_out)
     assert first_body["deletedCount"] == 1
-    assert second_body["skipped"] is True
-    assert second_body["success"] is True
-    assert f"pid {first.pid}" in second_body["message"]
+    skipped = TaskRun.objects.get(pk=second_body["runId"])
+    assert_skipped_body(second_body, skipped, success=True, says=f"pid {first.pid}")
     assert "deletedCount" not in second_body
     assert PKCEState.objects.count() == 1
     statuses = sorted(TaskRun.objects.values_list("status", flat=True))

@@ -26,30 +26,30 @@ def events(caplog) -> list[tuple[str, dict]]:
     return [(r.event, r.event_fields) for r in caplog.records if getattr(r, "event", None)]
 
 
-def test_a_successful_run_logs_started_then_finished_with_counts(caplog):
+def test_a_successful_run_logs_started_then_finished_with_counts(demo, caplog):
     caplog.set_level(logging.INFO, logger="maintenance")
 
-    outcome = run_task("pkce_cleanup", "cron")
+    outcome = run_task("demo", "cron")
 
     assert events(caplog) == [
         (
             "maintenance.task.started",
-            {"task": "pkce_cleanup", "trigger": "cron", "run": outcome.run_id},
+            {"task": "demo", "trigger": "cron", "run": outcome.run_id},
         ),
         (
             "maintenance.task.finished",
             {
-                "task": "pkce_cleanup",
+                "task": "demo",
                 "trigger": "cron",
                 "run": outcome.run_id,
                 "duration_ms": outcome.duration_ms,
-                "counts": {"deletedCount": 0},
+                "counts": {"count": 1},
             },
         ),
     ]
     assert caplog.records[-1].getMessage() == (
-        f"maintenance.task.finished task=pkce_cleanup trigger=cron run={outcome.run_id}"
-        f" duration_ms={outcome.duration_ms} deletedCount=0"
+        f"maintenance.task.finished task=demo trigger=cron run={outcome.run_id}"
+        f" duration_ms={outcome.duration_ms} count=1"
     )
 
 
@@ -111,17 +111,17 @@ def test_json_lines_carry_event_task_trigger_run_and_counts_as_fields():
             logging.getLogger("maintenance.t"),
             logging.WARNING,
             "maintenance.task.finished",
-            task="pkce_cleanup",
+            task="demo",
             trigger="cron",
             run=7,
             duration_ms=3,
-            counts={"deletedCount": 2},
+            counts={"count": 2},
         )
     data = json.loads(lines[-1])
 
     assert data["event"] == "maintenance.task.finished"
-    assert data["task"] == "pkce_cleanup" and data["trigger"] == "cron" and data["run"] == 7
-    assert data["counts"] == {"deletedCount": 2}
+    assert data["task"] == "demo" and data["trigger"] == "cron" and data["run"] == 7
+    assert data["counts"] == {"count": 2}
     assert data["level"] == "WARNING" and data["timestamp"].endswith("Z")
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from datetime import timedelta
 
 import pytest
 from django.test import Client
-from django.urls import clear_url_caches
 
 from maintenance import registry
 from maintenance.observe.status import maintenance_status
@@ -60,31 +58,12 @@ def test_message_tolerates_missing_counts():
     assert fake_task().describe({}) == "Did ? things"
 
 
-def reload_task_urls() -> None:
-    import maintenance.urls
-    import pluggedin.urls
-
-    importlib.reload(maintenance.urls)
-    importlib.reload(pluggedin.urls)
-    clear_url_caches()
-
-
-@pytest.fixture
-def only_new_tasks():
-    """An empty registry whose tasks' URLs are mounted; the real ones restored after."""
-    previous = registry.reset()
-    yield
-    registry.reset(previous)
-    reload_task_urls()
-
-
-def test_one_declaration_reaches_every_front_door(only_new_tasks, settings, db):
+def test_one_declaration_reaches_every_front_door(mounted_registry, settings, db):
     """Adding a task is one `Task(...)` and its function: the crontab entries, the
     scheduler, the run order, the status body and an HTTP endpoint find it, nothing else."""
-    task = registry.register(
+    task = mounted_registry.mount(
         fake_task("vacuum_widgets", cron="17 4 * * *", path="/api/widgets/vacuum", order=5)
     )
-    reload_task_urls()
     settings.CRON_SECRET = "s" * 40
 
     assert list(settings.CRONJOBS) == [

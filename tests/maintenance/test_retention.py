@@ -13,6 +13,7 @@ from maintenance.models import TaskRun
 from maintenance.observe.log_events import RUNS_PRUNE_FAILED
 from maintenance.runs import retention
 from maintenance.runs.runner import run_task
+from tests.factories import fake_task
 
 pytestmark = pytest.mark.django_db
 
@@ -27,13 +28,13 @@ def fresh_throttle():
 def old_and_recent(days: int = 30) -> tuple[TaskRun, TaskRun]:
     now = timezone.now()
     old = TaskRun.objects.create(
-        task="pkce_cleanup",
+        task="demo",
         trigger="cron",
         status="succeeded",
         started_at=now - timedelta(days=days, minutes=1),
     )
     recent = TaskRun.objects.create(
-        task="pkce_cleanup",
+        task="demo",
         trigger="cron",
         status="succeeded",
         started_at=now - timedelta(days=days) + timedelta(minutes=1),
@@ -41,11 +42,11 @@ def old_and_recent(days: int = 30) -> tuple[TaskRun, TaskRun]:
     return old, recent
 
 
-def test_a_successful_run_prunes_rows_past_retention_and_keeps_the_rest(caplog):
+def test_a_successful_run_prunes_rows_past_retention_and_keeps_the_rest(demo, caplog):
     _, recent = old_and_recent()
     caplog.set_level(logging.INFO, logger="maintenance")
 
-    outcome = run_task("pkce_cleanup", "command")
+    outcome = run_task("demo", "command")
 
     remaining = set(TaskRun.objects.values_list("pk", flat=True))
     assert remaining == {recent.pk, outcome.run_id}
@@ -69,32 +70,30 @@ def test_zero_keeps_every_row(settings):
     assert TaskRun.objects.count() == 2
 
 
-def test_pruning_goes_in_batches(settings):
+def test_pruning_goes_in_batches(demo, settings):
     settings.MAINTENANCE_DELETE_BATCH_SIZE = 3
     start = timezone.now() - timedelta(days=40)
     TaskRun.objects.bulk_create(
-        TaskRun(task="pkce_cleanup", trigger="cron", started_at=start) for _ in range(10)
+        TaskRun(task="demo", trigger="cron", started_at=start) for _ in range(10)
     )
 
     assert retention.prune_run_log() == 10
     assert TaskRun.objects.count() == 0
 
 
-def test_a_process_prunes_at_most_once_per_interval():
-    run_task("pkce_cleanup", "command")  # prunes (nothing), starts the interval
+def test_a_process_prunes_at_most_once_per_interval(demo):
+    run_task("demo", "command")  # prunes (nothing), starts the interval
     old, _ = old_and_recent()
 
-    run_task("pkce_cleanup", "command")
+    run_task("demo", "command")
 
     assert TaskRun.objects.filter(pk=old.pk).exists()
     retention.forget_last_prune()
-    run_task("pkce_cleanup", "command")
+    run_task("demo", "command")
     assert not TaskRun.objects.filter(pk=old.pk).exists()
 
 
 def test_a_failed_or_skipped_run_does_not_prune(isolated_registry):
-    from tests.factories import fake_task
-
     def broken(**options):
         raise ValueError("no")
 
@@ -117,12 +116,12 @@ def refuse_run_log_deletes(execute, sql, params, many, context):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_database_error_while_pruning_never_fails_the_run(caplog):
+def test_a_database_error_while_pruning_never_fails_the_run(demo, caplog):
     old, _ = old_and_recent()
     caplog.set_level(logging.INFO, logger="maintenance")
 
     with connection.execute_wrapper(refuse_run_log_deletes):
-        outcome = run_task("pkce_cleanup", "command")
+        outcome = run_task("demo", "command")
 
     assert outcome.status == "succeeded", outcome.error
     assert TaskRun.objects.get(pk=outcome.run_id).status == "succeeded"

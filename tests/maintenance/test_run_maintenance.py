@@ -16,7 +16,7 @@ from maintenance.registry import Task
 pytestmark = pytest.mark.django_db
 
 
-def test_runs_every_registered_task_with_one_line_each(capsys):
+def test_runs_every_real_task_with_one_line_each_end_to_end(capsys):
     call_command("run_maintenance")
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == registry.names()
@@ -25,24 +25,26 @@ def test_runs_every_registered_task_with_one_line_each(capsys):
     assert sorted(runs.values_list("task", flat=True)) == sorted(registry.names())
 
 
-def test_runs_only_the_named_tasks(capsys):
-    call_command("run_maintenance", "oauth_session_cleanup")
-    assert capsys.readouterr().out.startswith("oauth_session_cleanup: Deleted 0")
-    assert list(TaskRun.objects.values_list("task", flat=True)) == ["oauth_session_cleanup"]
+def test_runs_only_the_named_tasks(demo, other, capsys):
+    call_command("run_maintenance", "other")
+    assert capsys.readouterr().out.startswith("other: Did 1 things (run ")
+    assert list(TaskRun.objects.values_list("task", flat=True)) == ["other"]
+    assert (demo, other) == ([], [{}])
 
 
-def test_unknown_task_is_a_clear_error_and_nothing_runs():
-    with pytest.raises(CommandError, match=r"^Unknown task nope \(known: .*pkce_cleanup"):
-        call_command("run_maintenance", "pkce_cleanup", "nope")
+def test_unknown_task_is_a_clear_error_and_nothing_runs(demo, other):
+    with pytest.raises(CommandError, match=r"^Unknown task nope \(known: demo, other\)"):
+        call_command("run_maintenance", "demo", "nope")
     assert not TaskRun.objects.exists()
+    assert demo == []
 
 
-def test_json_lists_each_tasks_http_body(capsys):
-    call_command("run_maintenance", "--json", "pkce_cleanup", "oauth_session_cleanup")
+def test_json_lists_each_tasks_http_body(demo, other, capsys):
+    call_command("run_maintenance", "--json", "other", "demo")
     body = json.loads(capsys.readouterr().out)
     assert body["success"] is True
-    assert [task["task"] for task in body["tasks"]] == ["pkce_cleanup", "oauth_session_cleanup"]
-    assert all(task["deletedCount"] == 0 and task["runId"] for task in body["tasks"])
+    assert [task["task"] for task in body["tasks"]] == ["other", "demo"]
+    assert all(task["count"] == 1 and task["runId"] for task in body["tasks"])
 
 
 def test_a_failing_task_fails_the_command_but_the_others_still_run(isolated_registry, capsys):

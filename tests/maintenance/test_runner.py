@@ -9,6 +9,7 @@ from django.db import connection
 
 from maintenance.models import TaskRun
 from maintenance.runs.runner import run_task
+from tests.assertions import assert_skipped_body
 from tests.factories import fake_task
 
 pytestmark = pytest.mark.django_db
@@ -57,11 +58,8 @@ def test_a_closed_gate_is_a_skipped_run_that_is_not_success(isolated_registry):
 
     outcome = run_task("demo", "http")
 
-    body = outcome.body()
-    assert body["success"] is False
-    assert body["skipped"] is True
-    assert "CLOUD_DEPLOY" in body["message"]
-    assert TaskRun.objects.get(pk=outcome.run_id).status == "skipped"
+    run = TaskRun.objects.get(pk=outcome.run_id)
+    assert_skipped_body(outcome.body(), run, success=False, says="CLOUD_DEPLOY is not true")
 
 
 def test_unknown_task_fails_cleanly():

@@ -135,9 +135,6 @@ class AppSettings:
                 found.append((name, None if setting.secret else repr(value), accepted))
         return found
 
-    def reload(self) -> None:
-        self._cache.clear()
-
     def _on_setting_changed(self, *, setting: str, **kwargs: Any) -> None:
         if setting in self.table:
             self._cache.pop(setting, None)

@@ -268,7 +268,7 @@ def test_a_pause_with_an_end_lapses_by_itself():
         {"deletedCount": 1},
     )
     assert (held.status, held.paused) == ("skipped", True)
-    assert pauses.paused_task_names() == {"oauth_session_cleanup"}
+    assert set(pauses.pauses_in_force()) == {"oauth_session_cleanup"}
     assert command("maintenance_resume", "pkce_cleanup").startswith("pkce_cleanup was not paused")
 
 
@@ -337,9 +337,9 @@ def test_a_pause_older_than_a_day_is_flagged_by_status_and_check_deploy(other_ta
     assert "WARNING: paused for more than a day" in command("maintenance_status")
 
 
-def test_the_paused_names_for_metrics_are_one_query(django_assert_num_queries):
+def test_the_pauses_in_force_are_one_query(django_assert_num_queries):
     pause_row("pkce_cleanup")
     pause_row("oauth_session_cleanup", until=-timedelta(minutes=1))
 
     with django_assert_num_queries(1):
-        assert pauses.paused_task_names() == {"pkce_cleanup"}
+        assert set(pauses.pauses_in_force()) == {"pkce_cleanup"}

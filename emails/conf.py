@@ -15,37 +15,70 @@ from maintenance.conf import (
 email_settings = AppSettings(
     {
         "CLOUD_DEPLOY": Setting(
-            False, "Onboarding emails are scheduled and sent only when true.", one_of(True, False)
+            False,
+            "Onboarding emails are scheduled and sent only when true.",
+            one_of(True, False),
+            env=bool,
+            cron=True,
         ),
         "ENABLE_WELCOME_EMAILS": Setting(
-            True, "False schedules no onboarding emails at all.", one_of(True, False)
+            True,
+            "False schedules no onboarding emails at all.",
+            one_of(True, False),
+            env=bool,
+            cron=True,
         ),
         "APP_URL": Setting(
-            "http://localhost:8000", "Absolute base of the links in emails.", web_url
+            "http://localhost:8000",
+            "Absolute base of the links in emails.",
+            web_url,
+            env=str,
+            cron=True,
         ),
         "SCHEDULED_EMAILS_MAX_ATTEMPTS": Setting(
-            5, "Attempts before an email is marked failed.", whole_number(1)
+            5,
+            "Attempts before an email is marked failed.",
+            whole_number(1),
+            env=int,
         ),
         "SCHEDULED_EMAILS_BACKOFF_SECONDS": Setting(
-            300, "Delay before the first retry; doubles per attempt.", whole_number(0)
+            300,
+            "Delay before the first retry; doubles per attempt.",
+            whole_number(0),
+            env=int,
         ),
         "SCHEDULED_EMAILS_MAX_LATENESS_HOURS": Setting(
-            48, "Emails overdue by more than this are cancelled.", whole_number(1)
+            48,
+            "Emails overdue by more than this are cancelled.",
+            whole_number(1),
+            env=int,
         ),
         "SCHEDULED_EMAILS_LEASE_SECONDS": Setting(
-            900, "How long a runner holds the emails it claimed.", whole_number(1)
+            900,
+            "How long a runner holds the emails it claimed.",
+            whole_number(1),
+            env=int,
         ),
         "SCHEDULED_EMAILS_BATCH_SIZE": Setting(
-            100, "Emails claimed and sent per SMTP connection.", whole_number(1)
+            100,
+            "Emails claimed and sent per SMTP connection.",
+            whole_number(1),
+            env=int,
         ),
-        "SCHEDULED_EMAILS_LIMIT": Setting(10_000, "Default --limit of a run.", whole_number(1)),
+        "SCHEDULED_EMAILS_LIMIT": Setting(
+            10_000, "Default --limit of a run.", whole_number(1), env=int
+        ),
         "SCHEDULED_EMAILS_MAX_SECONDS": Setting(
-            600.0, "Default --max-seconds of a run.", positive_number
+            600.0,
+            "Default --max-seconds of a run.",
+            positive_number,
+            env=float,
         ),
         "EMAIL_SEND_RATE": Setting(
             None,
             "Messages per second across all runners and hosts; None: unlimited.",
             unset_or(positive_number),
+            env=float,
         ),
     }
 )

@@ -1,10 +1,14 @@
 """Settings objects in the style of django-oauth-toolkit's `oauth2_settings`.
 
-Each app keeps one table of its settings: the Django setting name, its default (written
-once, here, never again in a module that reads it) and the values it accepts. Modules read
-`maintenance_settings.CRON_SECRET`, never `getattr(settings, NAME, default)`. Values are
-cached and dropped on `setting_changed`, so `override_settings` works in tests.
-`pluggedin/settings.py` only maps the environment onto these names.
+Each app keeps one table of its settings, and each setting is declared there once: its
+name (the Django setting and the environment variable), how the variable's text is parsed
+(`env`), its default (written once, here, never again in a module that reads it), a
+one-line meaning, the values it accepts, whether it is secret and whether a cron job must
+see it. Modules read `maintenance_settings.CRON_SECRET`, never
+`getattr(settings, NAME, default)`. Values are cached and dropped on `setting_changed`, so
+`override_settings` works in tests. `pluggedin/settings.py` maps the environment onto the
+tables; the redaction filter and the cron check (W201) read `secret` and `cron` from them.
+This module imports nothing that needs the apps loaded, so the settings can import it.
 
 A task's own settings (`<TASK>_CRON`, `<TASK>_INTERVAL_SECONDS`, `<TASK>_HEARTBEAT_URL`)
 are named after the task, so any declared task has them without a line here:
@@ -33,12 +37,17 @@ class Setting:
 
     `check` returns None for an acceptable value, else the accepted values in words; the
     system checks (`maintenance.E0xx`) report every unacceptable one by name. A `secret`
-    value is never repeated in a message."""
+    value is never repeated in a message, and the log filter removes it from every line.
+    `env` is how the environment variable of the same name is parsed (bool, int, float or
+    str); None: not read from the environment. `cron`: a cron job's run depends on it, so
+    the value must be in the `.env` file, not only in the shell (check W201)."""
 
     default: Any
     doc: str
     check: Callable[[Any], str | None] | None = None
     secret: bool = False
+    env: type | None = None
+    cron: bool = False
 
     def problem(self, value: Any) -> str | None:
         return self.check(value) if self.check else None
@@ -109,11 +118,16 @@ def one_of(*choices: Any) -> Callable[[Any], str | None]:
     return check
 
 
+# Every app's table, in the order the apps declare them (each AppSettings adds its own).
+_TABLES: list[Mapping[str, Setting]] = []
+
+
 class AppSettings:
     """Attribute access to one app's settings table; an unknown name is an error."""
 
     def __init__(self, table: Mapping[str, Setting]) -> None:
         self.table = dict(table)
+        _TABLES.append(self.table)
         self._cache: dict[str, Any] = {}
         setting_changed.connect(self._on_setting_changed, weak=False)
 
@@ -135,12 +149,19 @@ class AppSettings:
                 found.append((name, None if setting.secret else repr(value), accepted))
         return found
 
-    def reload(self) -> None:
-        self._cache.clear()
-
     def _on_setting_changed(self, *, setting: str, **kwargs: Any) -> None:
         if setting in self.table:
             self._cache.pop(setting, None)
+
+
+def app_settings() -> dict[str, Setting]:
+    """Every app's declared setting, by name (the tables the settings module imported)."""
+    return {name: setting for table in _TABLES for name, setting in table.items()}
+
+
+def declared_settings() -> dict[str, Setting]:
+    """Every declared setting: the apps' and the project's plumbing (PROJECT_SETTINGS)."""
+    return {**PROJECT_SETTINGS, **app_settings()}
 
 
 def task_setting(task_name: str, suffix: str) -> Any:
@@ -158,21 +179,34 @@ maintenance_settings = AppSettings(
             "Bearer secret of the task and status endpoints; unset closes them (503).",
             header_token,
             secret=True,
+            env=str,
+            cron=True,
         ),
         "IN_PROCESS_SCHEDULER": Setting(
-            True, "Start the in-process scheduler in each serving process.", one_of(True, False)
+            True,
+            "Start the in-process scheduler in each serving process.",
+            one_of(True, False),
+            env=bool,
         ),
         "MAINTENANCE_DELETE_BATCH_SIZE": Setting(
-            10_000, "Rows deleted per batch, each its own short transaction.", whole_number(1)
+            10_000,
+            "Rows deleted per batch, each its own short transaction.",
+            whole_number(1),
+            env=int,
+            cron=True,
         ),
         "MAINTENANCE_LOCK_LEASE_SECONDS": Setting(
             60,
             "Lease of a running task's lock, renewed every third of it while the run lives; "
             "a dead runner's lock lapses within it.",
             whole_number(1),
+            env=int,
         ),
         "MAINTENANCE_RUN_RETENTION_DAYS": Setting(
-            30, "Run-log rows older than this are pruned by the runs; 0 keeps all.", whole_number(0)
+            30,
+            "Run-log rows older than this are pruned by the runs; 0 keeps all.",
+            whole_number(0),
+            env=int,
         ),
         "MAINTENANCE_RUN_PRUNE_INTERVAL_SECONDS": Setting(
             3600, "How often one process may prune the run log.", whole_number(1)
@@ -184,7 +218,10 @@ maintenance_settings = AppSettings(
             secret=True,
         ),
         "MAINTENANCE_HEARTBEAT_TIMEOUT_SECONDS": Setting(
-            5.0, "Timeout of one heartbeat ping.", positive_number
+            5.0,
+            "Timeout of one heartbeat ping.",
+            positive_number,
+            env=float,
         ),
         "ENV_FILE": Setting("", "The .env file the settings read (what cron jobs see)."),
         "METRICS_TOKEN": Setting(
@@ -192,17 +229,69 @@ maintenance_settings = AppSettings(
             "Bearer secret of GET /metrics; unset falls back to CRON_SECRET.",
             header_token,
             secret=True,
+            env=str,
         ),
         "MAINTENANCE_BACKLOG_EXACT_LIMIT": Setting(
             10_000,
             "Backlogs are counted exactly up to this many rows; past it, PostgreSQL's "
             "planner estimate (other databases: the limit).",
             whole_number(1),
+            env=int,
         ),
         "SENTRY_CHECKIN_MARGIN_MINUTES": Setting(
             None,
             "Sentry Crons checkin_margin of every task; unset: each task's interval in force.",
             unset_or(whole_number(1, 40_320)),
+            env=int,
         ),
     }
 )
+
+
+# The project's plumbing: Django's own settings and django-crontab's, anymail's and
+# Sentry's. `pluggedin/settings.py` parses these itself (URLs, lists, derived values), with
+# these defaults; they are declared here once so the log filter knows which are secret and
+# the cron check which a cron job must see. None as a default: settings.py derives it.
+PROJECT_SETTINGS: dict[str, Setting] = {
+    "DEBUG": Setting(False, "Development mode; never true in production.", env=bool),
+    "DATABASE_URL": Setting(
+        None, "Django database URL; default: db.sqlite3 in the project.", env=str, cron=True
+    ),
+    "SECRET_KEY": Setting(
+        "", "Django's signing key; required unless DEBUG.", secret=True, env=str, cron=True
+    ),
+    "ALLOWED_HOSTS": Setting(None, "Hosts this server answers to, comma-separated.", env=str),
+    "EMAIL_URL": Setting("consolemail://", "django-environ email URL.", env=str, cron=True),
+    "EMAIL_HOST_PASSWORD": Setting(None, "The password in EMAIL_URL.", secret=True),
+    "DEFAULT_FROM_EMAIL": Setting(
+        "Plugged.in <noreply@localhost>", "Sender of onboarding emails.", env=str, cron=True
+    ),
+    "EMAIL_BACKEND": Setting(None, "An ESP's backend path; wins over EMAIL_URL's.", env=str),
+    "ANYMAIL_WEBHOOK_SECRET": Setting(
+        None, "user:password of the ESP webhooks.", secret=True, env=str
+    ),
+    "POSTMARK_SERVER_TOKEN": Setting(None, "Postmark's API token.", secret=True, env=str),
+    "RESEND_API_KEY": Setting(None, "Resend's API key.", secret=True, env=str),
+    "RESEND_SIGNING_SECRET": Setting(
+        None, "Resend's webhook signing secret.", secret=True, env=str
+    ),
+    "MAILGUN_API_KEY": Setting(None, "Mailgun's API key.", secret=True, env=str),
+    "MAILGUN_WEBHOOK_SIGNING_KEY": Setting(
+        None, "Mailgun's webhook signing key.", secret=True, env=str
+    ),
+    "CRON_LOG_FILE": Setting(
+        "logs/cron.log", "Where crontab entries append their output.", env=str
+    ),
+    "CRONTAB_COMMENT": Setting(
+        "pluggedin maintenance", "Marks this project's crontab lines.", env=str
+    ),
+    "CRONTAB_EXECUTABLE": Setting("/usr/bin/crontab", "The crontab command.", env=str),
+    "CRONTAB_PYTHON_EXECUTABLE": Setting(
+        None, "Interpreter of the entries; default: this one.", env=str
+    ),
+    "CRONTAB_COMMAND_PREFIX": Setting("", "Prepended to each entry's command.", env=str),
+    "SENTRY_DSN": Setting("", "Sentry errors and Crons check-ins; empty: off.", env=str),
+    "SENTRY_ENVIRONMENT": Setting("", "Sentry environment name.", env=str),
+    "LOG_LEVEL": Setting("INFO", "Level of the project's loggers.", env=str),
+    "LOG_FORMAT": Setting("plain", "plain or json log lines.", env=str),
+}

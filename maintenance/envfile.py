@@ -11,25 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from maintenance import registry
-
-# Variables that change what a cron job does; each task's `<TASK>_CRON` is added to them.
-CRON_VARIABLES = (
-    "DATABASE_URL",
-    "SECRET_KEY",
-    "CRON_SECRET",
-    "CLOUD_DEPLOY",
-    "ENABLE_WELCOME_EMAILS",
-    "EMAIL_URL",
-    "DEFAULT_FROM_EMAIL",
-    "APP_URL",
-    "PKCE_STATE_TTL_SECONDS",
-    "OAUTH_SESSION_TTL_SECONDS",
-    "MAINTENANCE_DELETE_BATCH_SIZE",
-)
+from maintenance.conf import declared_settings
 
 
 def cron_variables() -> list[str]:
-    return [*CRON_VARIABLES, *(f"{name.upper()}_CRON" for name in registry.names())]
+    """Variables that change what a cron job does: the declared settings marked `cron`
+    (maintenance/conf.py and each app's table), and each task's `<TASK>_CRON`."""
+    declared = [name for name, setting in declared_settings().items() if setting.cron]
+    return [*declared, *(f"{name.upper()}_CRON" for name in registry.names())]
 
 
 # `KEY=value  # note`: a `#` after whitespace starts a comment, outside quotes, as in a

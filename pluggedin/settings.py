@@ -18,7 +18,9 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from maintenance.conf import TASK_SETTING_NAME
+import emails.conf  # noqa: F401 - declares its settings table, read below
+import oauth.conf  # noqa: F401 - declares its settings table, read below
+from maintenance.conf import PROJECT_SETTINGS, TASK_SETTING_NAME, Setting, app_settings
 from maintenance.envfile import without_inline_comments
 from maintenance.triggers.cronjobs import DeclaredCronJobs
 
@@ -58,9 +60,14 @@ def _env_value(name: str, kind: type, default=None):
         raise ImproperlyConfigured(f"{name} is {raw!r}: set it to {_ACCEPTS[kind]}.") from None
 
 
-DEBUG = _env_value("DEBUG", bool, default=False)
+def _plumbing(name: str) -> str:
+    """A text setting of the project's own (PROJECT_SETTINGS), with its declared default."""
+    return env.str(name, default=PROJECT_SETTINGS[name].default)
 
-SECRET_KEY = env.str("SECRET_KEY", default="")
+
+DEBUG = _env_value("DEBUG", bool, default=PROJECT_SETTINGS["DEBUG"].default)
+
+SECRET_KEY = _plumbing("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -184,45 +191,20 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # --- Maintenance tasks -------------------------------------------------------------------
-# Only the environment's values: every default lives with the app that reads it
-# (maintenance/conf.py, emails/conf.py, oauth/conf.py), documented in .env.example.
+# Only the environment's values: each setting (its variable, type, default, meaning, the
+# values it accepts) is declared once, in the table of the app that reads it
+# (maintenance/conf.py, emails/conf.py, oauth/conf.py), and documented in .env.example.
 # An unset variable leaves the setting undefined, so the app's default applies.
 
 
-def _env_settings(names: dict[str, type]) -> dict:
-    """The variables that are set and not empty (`CRON_SECRET=` means unset), parsed."""
-    given = {name: _env_value(name, kind) for name, kind in names.items()}
+def _env_settings(table: dict[str, Setting]) -> dict:
+    """The variables of the settings read from the environment that are set and not empty
+    (`CRON_SECRET=` means unset), parsed as each setting's `env` says."""
+    given = {name: _env_value(name, s.env) for name, s in table.items() if s.env is not None}
     return {name: value for name, value in given.items() if value is not None}
 
 
-vars().update(
-    _env_settings(
-        {
-            "CRON_SECRET": str,
-            "METRICS_TOKEN": str,
-            "IN_PROCESS_SCHEDULER": bool,
-            "CLOUD_DEPLOY": bool,
-            "ENABLE_WELCOME_EMAILS": bool,
-            "APP_URL": str,
-            "PKCE_STATE_TTL_SECONDS": int,
-            "OAUTH_SESSION_TTL_SECONDS": int,
-            "MAINTENANCE_DELETE_BATCH_SIZE": int,
-            "MAINTENANCE_LOCK_LEASE_SECONDS": int,
-            "MAINTENANCE_RUN_RETENTION_DAYS": int,
-            "MAINTENANCE_HEARTBEAT_TIMEOUT_SECONDS": float,
-            "MAINTENANCE_BACKLOG_EXACT_LIMIT": int,
-            "SENTRY_CHECKIN_MARGIN_MINUTES": int,
-            "SCHEDULED_EMAILS_MAX_ATTEMPTS": int,
-            "SCHEDULED_EMAILS_BACKOFF_SECONDS": int,
-            "SCHEDULED_EMAILS_MAX_LATENESS_HOURS": int,
-            "SCHEDULED_EMAILS_LEASE_SECONDS": int,
-            "SCHEDULED_EMAILS_BATCH_SIZE": int,
-            "SCHEDULED_EMAILS_LIMIT": int,
-            "SCHEDULED_EMAILS_MAX_SECONDS": float,
-            "EMAIL_SEND_RATE": float,
-        }
-    )
-)
+vars().update(_env_settings(app_settings()))
 if "APP_URL" in vars():
     APP_URL = APP_URL.strip().rstrip("/")  # noqa: F821
 
@@ -245,14 +227,14 @@ vars().update(
 CRONJOBS = DeclaredCronJobs()
 CRONTAB_PYTHON_EXECUTABLE = env.str("CRONTAB_PYTHON_EXECUTABLE", default=sys.executable)
 CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
-CRONTAB_COMMENT = env.str("CRONTAB_COMMENT", default="pluggedin maintenance")
-CRONTAB_COMMAND_PREFIX = env.str("CRONTAB_COMMAND_PREFIX", default="")
+CRONTAB_COMMENT = _plumbing("CRONTAB_COMMENT")
+CRONTAB_COMMAND_PREFIX = _plumbing("CRONTAB_COMMAND_PREFIX")
 # The crontab command django-crontab reads and writes, e.g. `crontab -u app` (run as root)
 # to install the entries in the crontab of the user who should run them.
-CRONTAB_EXECUTABLE = env.str("CRONTAB_EXECUTABLE", default="/usr/bin/crontab")
+CRONTAB_EXECUTABLE = _plumbing("CRONTAB_EXECUTABLE")
 # A relative CRON_LOG_FILE is under BASE_DIR (cron's working directory is $HOME); its
 # folder is created by `manage.py crontab add`.
-CRON_LOG_FILE = str(BASE_DIR / env.str("CRON_LOG_FILE", default="logs/cron.log"))
+CRON_LOG_FILE = str(BASE_DIR / _plumbing("CRON_LOG_FILE"))
 CRONTAB_COMMAND_SUFFIX = f">> {shlex.quote(CRON_LOG_FILE)} 2>&1"
 ENV_FILE = _ENV_FILE
 
@@ -261,7 +243,7 @@ ENV_FILE = _ENV_FILE
 
 def _email_config() -> dict:
     try:
-        return env.email_url("EMAIL_URL", default="consolemail://")
+        return env.email_url("EMAIL_URL", default=PROJECT_SETTINGS["EMAIL_URL"].default)
     except Exception as exc:  # the URL may hold a password: name the problem, not the URL
         raise ImproperlyConfigured(
             f"EMAIL_URL is not a valid email URL ({type(exc).__name__}): use "
@@ -271,7 +253,7 @@ def _email_config() -> dict:
 
 EMAIL_CONFIG = _email_config()
 vars().update(EMAIL_CONFIG)
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Plugged.in <noreply@localhost>")
+DEFAULT_FROM_EMAIL = _plumbing("DEFAULT_FROM_EMAIL")
 
 # An ESP's HTTP API instead of SMTP: EMAIL_BACKEND names any Django or anymail backend
 # (anymail.backends.postmark.EmailBackend, ...amazon_ses..., ...resend..., ...mailgun...)
@@ -327,26 +309,26 @@ if _ANYMAIL:
 
 # --- Sentry (errors, and Crons check-ins for every task run: maintenance/observe/checkins.py) ---
 # Off unless SENTRY_DSN is set. Default PII scrubbing; no performance tracing.
-SENTRY_DSN = env.str("SENTRY_DSN", default="").strip()
+SENTRY_DSN = _plumbing("SENTRY_DSN").strip()
 if SENTRY_DSN:
     import sentry_sdk
 
     sentry_sdk.init(
         dsn=SENTRY_DSN,
-        environment=env.str("SENTRY_ENVIRONMENT", default="") or None,
+        environment=_plumbing("SENTRY_ENVIRONMENT") or None,
         send_default_pii=False,
     )
 
 # --- Logging ---
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper()
+LOG_LEVEL = _plumbing("LOG_LEVEL").strip().upper()
 if LOG_LEVEL not in _LOG_LEVELS:
     raise ImproperlyConfigured(
         f"LOG_LEVEL is {LOG_LEVEL!r}: set it to one of {', '.join(_LOG_LEVELS)}."
     )
 # `plain` (one key=value line per event) or `json` (one JSON object per line).
-LOG_FORMAT = env.str("LOG_FORMAT", default="plain").strip().lower()
+LOG_FORMAT = _plumbing("LOG_FORMAT").strip().lower()
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
 

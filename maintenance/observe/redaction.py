@@ -15,20 +15,11 @@ from typing import Any
 
 from django.conf import settings
 
+from maintenance.conf import declared_settings
+
 REDACTED = "[redacted]"
 # Shorter values are too likely to be ordinary words; the system checks flag short secrets.
 MIN_SECRET_LENGTH = 8
-SECRET_SETTINGS = ("CRON_SECRET", "SECRET_KEY", "EMAIL_HOST_PASSWORD", "ANYMAIL_WEBHOOK_SECRET")
-# Entries of the ANYMAIL settings dict (the ESPs' API keys and webhook secrets).
-SECRET_ANYMAIL_SETTINGS = (
-    "WEBHOOK_SECRET",
-    "POSTMARK_SERVER_TOKEN",
-    "RESEND_API_KEY",
-    "RESEND_SIGNING_SECRET",
-    "MAILGUN_API_KEY",
-    "MAILGUN_WEBHOOK_SIGNING_KEY",
-)
-
 PATTERNS = [
     (re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+"), rf"\1 {REDACTED}"),
     (
@@ -43,9 +34,13 @@ PATTERNS = [
 
 
 def secret_values() -> list[str]:
-    values = [getattr(settings, name, None) for name in SECRET_SETTINGS]
+    """The values of every setting declared `secret` (maintenance/conf.py and each app's
+    table), as a Django setting or as an entry of ANYMAIL (ANYMAIL_<NAME> is ANYMAIL["<NAME>"],
+    an ESP's own names are themselves), and the database password."""
+    names = [name for name, setting in declared_settings().items() if setting.secret]
     anymail = getattr(settings, "ANYMAIL", None) or {}
-    values.extend(anymail.get(name) for name in SECRET_ANYMAIL_SETTINGS)
+    values = [getattr(settings, name, None) for name in names]
+    values.extend(anymail.get(name.removeprefix("ANYMAIL_")) for name in names)
     database = settings.DATABASES.get("default", {})
     values.append(database.get("PASSWORD"))
     found = {v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_LENGTH}

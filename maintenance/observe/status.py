@@ -77,7 +77,8 @@ def health(
     if last_success is None:
         return False, "has never succeeded", now
     healthy = now - last_success.started_at <= allowed_gap
-    problem = None if healthy else f"no success in the last {_duration(allowed_gap)}"
+    gap = duration_text(int(allowed_gap.total_seconds()))
+    problem = None if healthy else f"no success in the last {gap}"
     return healthy, problem, last_success.started_at + task.every
 
 
@@ -155,8 +156,8 @@ def maintenance_status(now: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def _duration(gap: Any) -> str:
-    seconds = int(gap.total_seconds())
+def duration_text(seconds: int) -> str:
+    """`600` as `10 min`, `3600` as `1 h`: how status and the admin both say a duration."""
     if seconds % 3600 == 0:
         return f"{seconds // 3600} h"
     if seconds % 60 == 0:

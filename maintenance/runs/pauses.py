@@ -7,7 +7,7 @@ tells no observer. A pause with an end (`--for 2h`) lapses by itself at that tim
 
 The commands (`maintenance_pause`, `maintenance_resume`) and the admin's buttons call
 `pause()` and `resume()`; the runner, status, metrics and `check --deploy` read
-`pause_in_force()`, `pauses_in_force()` or `paused_task_names()`, one query each.
+`pause_in_force()` or `pauses_in_force()`, one query each.
 """
 
 from __future__ import annotations
@@ -137,11 +137,6 @@ def pause_in_force(name: str, now: datetime | None = None) -> TaskPause | None:
 def pauses_in_force(now: datetime | None = None) -> dict[str, TaskPause]:
     """Every pause that holds now, by task name: one query."""
     return {row.task: row for row in TaskPause.objects.in_force(now)}
-
-
-def paused_task_names(now: datetime | None = None) -> set[str]:
-    """The names of the tasks paused now (for `pluggedin_maintenance_paused`): one query."""
-    return set(TaskPause.objects.in_force(now).values_list("task", flat=True))
 
 
 def is_long(row: TaskPause, now: datetime | None = None) -> bool:

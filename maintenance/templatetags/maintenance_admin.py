@@ -12,7 +12,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from maintenance.observe.status import maintenance_status
+from maintenance.observe.status import duration_text, maintenance_status
 from maintenance.runs.pauses import DURATION_CHOICES
 
 register = template.Library()
@@ -88,11 +88,7 @@ def soft_breaks(name: str) -> str:
 @register.filter
 def every(seconds: int) -> str:
     """`600` as `10 min`, `3600` as `1 h`."""
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
+    return duration_text(seconds)
 
 
 def _parse(iso: str | None) -> datetime | None:

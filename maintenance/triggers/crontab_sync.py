@@ -25,14 +25,6 @@ class CrontabDrift:
     def in_sync(self) -> bool:
         return self.installed == self.expected
 
-    @property
-    def missing(self) -> frozenset[str]:
-        return self.expected - self.installed
-
-    @property
-    def stale(self) -> frozenset[str]:
-        return self.installed - self.expected
-
 
 def crontab_drift() -> CrontabDrift | None:
     """The project's installed and expected crontab lines; None when crontab can't be read."""

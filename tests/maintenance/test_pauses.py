@@ -292,7 +292,7 @@ def test_a_pause_with_an_end_lapses_by_itself(demo):
 
     assert (lapsed.status, lapsed.paused, lapsed.result) == ("succeeded", False, {"count": 1})
     assert (held.status, held.paused) == ("skipped", True)
-    assert pauses.paused_task_names() == {"other"}
+    assert set(pauses.pauses_in_force()) == {"other"}
     assert command("maintenance_resume", "demo").startswith("demo was not paused")
 
 
@@ -370,9 +370,9 @@ def test_a_pause_older_than_a_day_is_flagged_by_status_and_check_deploy(demo):
     assert "WARNING: paused for more than a day" in command("maintenance_status")
 
 
-def test_the_paused_names_for_metrics_are_one_query(django_assert_num_queries):
+def test_the_pauses_in_force_are_one_query(django_assert_num_queries):
     pause_row("demo")
     pause_row("other", until=-timedelta(minutes=1))
 
     with django_assert_num_queries(1):
-        assert pauses.paused_task_names() == {"demo"}
+        assert set(pauses.pauses_in_force()) == {"demo"}

@@ -8,7 +8,6 @@ test's temporary folder) as `maintenance-admin-1280.png`, for a person to look a
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -18,6 +17,7 @@ from maintenance.models import TaskPause, TaskRun
 from maintenance.runs.runner import run_task
 from oauth.models import PKCEState
 from oauth.pkce import create_state
+from tests import tools
 from tests.factories import fake_task
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,18 +38,12 @@ CHROMIUM_FLAGS = [
 
 
 def require_chromium(chromium: str = CHROMIUM) -> None:
-    missing = [p for p in (chromium, CHROMEDRIVER) if not shutil.which(p)]
-    if not missing:
-        return
-    message = f"needs {' and '.join(missing)} (Debian packages chromium, chromium-driver)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must run the browser test: {message}; .ci/run installs them")
-    pytest.skip(message)
+    tools.requires_tool(chromium, CHROMEDRIVER)
 
 
 def test_a_missing_browser_fails_in_ci_and_is_skipped_elsewhere(monkeypatch):
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="CI must run the browser test"):
+    with pytest.raises(pytest.fail.Exception, match="CI must run this test"):
         require_chromium("/nonexistent/chromium")
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="needs /nonexistent/chromium"):

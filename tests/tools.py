@@ -30,10 +30,12 @@ def in_ci() -> bool:
 
 
 def find_tool(name: str) -> str | None:
-    """The tool's path, also when it lives in an sbin folder a plain user lacks on PATH."""
-    if os.path.isabs(name):
-        return shutil.which(name)
-    return shutil.which(name) or shutil.which(name, path=SBIN)
+    """The tool's path on PATH, plus the sbin folders when PATH names none (a plain user's
+    PATH lacks them; pgbouncer and cron live there)."""
+    path = os.environ.get("PATH", "")
+    if not any(os.path.basename(folder) == "sbin" for folder in path.split(os.pathsep)):
+        path = os.pathsep.join([path, SBIN])
+    return shutil.which(name, path=path)
 
 
 def missing_tool_message(names: list[str]) -> str:

@@ -20,8 +20,8 @@ from oauth.pkce import create_state
 from tests import tools
 from tests.factories import fake_task
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM = "chromium"
+CHROMEDRIVER = "chromedriver"
 SERVER = "0c7b6e3a-5b7e-4a57-9d3f-2f1a9a1f0b11"
 WIDTH = 1280
 CHROMIUM_FLAGS = [
@@ -37,8 +37,9 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def require_chromium(chromium: str = CHROMIUM) -> None:
-    tools.requires_tool(chromium, CHROMEDRIVER)
+def require_chromium(chromium: str = CHROMIUM) -> list[str]:
+    """The paths of chromium and chromedriver, or skip (fail in CI)."""
+    return tools.requires_tool(chromium, CHROMEDRIVER)
 
 
 def test_a_missing_browser_fails_in_ci_and_is_skipped_elsewhere(monkeypatch):
@@ -52,16 +53,16 @@ def test_a_missing_browser_fails_in_ci_and_is_skipped_elsewhere(monkeypatch):
 
 @pytest.fixture
 def browser() -> Iterator:
-    require_chromium()
+    chromium, chromedriver = require_chromium()
     os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium fetch a browser
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = chromium
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
     driver.implicitly_wait(10)
     try:
         yield driver

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 import subprocess
 import uuid
 
@@ -11,7 +10,7 @@ from django.db import connection
 from django.urls import clear_url_caches
 
 from maintenance import registry
-from tests import pgbouncer
+from tests import pgbouncer, tools
 from tests.smtp_server import slow_smtp_server, smtp_down, smtp_server  # noqa: F401
 
 SECRET = "s3cret-token-for-tests-0123456789abcdef"
@@ -122,11 +121,11 @@ def pooled_test_database_droppable(request):
 def throwaway_crontab(settings):
     """A fresh unix user whose crontab django-crontab reads and writes (through the real
     `crontab` binary), so tests never touch the crontab of the user running them."""
-    crontab, useradd = shutil.which("crontab"), shutil.which("useradd")
-    if os.geteuid() != 0 or not crontab or not useradd:
-        if os.environ.get("CI") == "true":
-            pytest.fail("crontab tests need root, `crontab` and `useradd` in CI")
-        pytest.skip("needs root, the `crontab` binary and `useradd`")
+    if os.geteuid() != 0:
+        if tools.in_ci():
+            pytest.fail("crontab tests need root in CI")
+        pytest.skip("needs root (to create a throwaway user)")
+    crontab, useradd = tools.requires_tool("crontab", "useradd")
     name = f"pgops{uuid.uuid4().hex[:12]}"  # one per test: a user still in use is not reused
     subprocess.run(
         [useradd, "--no-create-home", "--shell", "/usr/sbin/nologin", name],

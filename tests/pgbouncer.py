@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from tests import tools
+
 # Set by the command line for the command it runs: the port of the pooler in front of the
 # test session's database, so tests know they already go through it.
 PORT_VARIABLE = "PLUGGEDIN_PGBOUNCER_PORT"
@@ -63,15 +65,15 @@ def session_is_pooled() -> bool:
 
 
 def binary() -> str:
-    found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/sbin")
+    found = tools.find_tool("pgbouncer")
     if not found:
-        raise PgBouncerMissing("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
+        raise PgBouncerMissing(tools.missing_tool_message(["pgbouncer"]))
     return found
 
 
 def required() -> bool:
     """In CI a missing pooler fails the run; elsewhere its tests are skipped."""
-    return os.environ.get("CI") == "true"
+    return tools.in_ci()
 
 
 @contextmanager

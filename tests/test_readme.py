@@ -1,13 +1,14 @@
-"""Every shell line in README.md works as written.
+"""Every shell line in README.md, docs/*.md and bench/README.md works as written.
 
 Each ```sh block is run as one script (`set -e`, lines in order, as an operator would
 paste it) in a shell from the project root, against a live test server (`APP_URL`) with
 `CRON_SECRET` exported and the test database, and must exit 0. `crontab` there is the real
 binary aimed at a throwaway user. Blocks right after an `<!-- illustrative ... -->` comment
-are for other platforms or need a running cron daemon, and are not run.
+are for other platforms or need a running cron daemon, and are not run. A block that calls
+a Debian tool (`promtool`, `crontab`, ...) needs it: skipped without it, failed in CI.
 
 A ```sh block that is one `manage.py maintenance_schedule` line is followed by what it
-prints (all of it, or a run of whole lines), so the README's Kubernetes, systemd, GitHub
+prints (all of it, or a run of whole lines), so the Kubernetes, systemd, GitHub
 Actions, Vercel and crontab examples are the command's output and cannot drift; every
 YAML and JSON block parses.
 """
@@ -32,9 +33,11 @@ from django.urls import Resolver404, resolve
 
 from maintenance import registry
 from maintenance.runs.runner import run_task
+from tests import tools
 from tests.processes import ROOT, subprocess_env
 
 README = ROOT / "README.md"
+DOCS = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "README.md"]
 BLOCK = re.compile(
     r"(?P<marker><!--\s*illustrative[^>]*-->\s*\n)?^```(?P<lang>[\w-]*)\n(?P<body>.*?)^```",
     re.S | re.M,
@@ -54,8 +57,20 @@ def shell_blocks(text: str) -> list[list[str]]:
     return blocks
 
 
-BLOCKS = shell_blocks(README.read_text())
-LINES = [line for block in BLOCKS for line in block]
+def all_docs() -> list[tuple[str, str]]:
+    """(path relative to the project, text) of every document whose blocks are run."""
+    return [(str(doc.relative_to(ROOT)), doc.read_text()) for doc in DOCS]
+
+
+DOC_BLOCKS = [(name, block) for name, text in all_docs() for block in shell_blocks(text)]
+BLOCKS = [block for _, block in DOC_BLOCKS]
+LINES = [line for block in shell_blocks(README.read_text()) for line in block]
+
+
+def tools_used(block: list[str]) -> list[str]:
+    """The Debian tools the block's lines start with."""
+    commands = {line.split()[0] for line in block}
+    return sorted(name for name in tools.PACKAGES if name in commands)
 
 
 def missing_here(line: str) -> str | None:
@@ -85,11 +100,13 @@ def test_every_variable_in_env_example_is_in_the_readme_table():
     assert [name for name in names if f"| `{name}` |" not in table] == []
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[block[0][:70] for block in BLOCKS])
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"{name}: {b[0][:60]}" for name, b in DOC_BLOCKS])
 def test_readme_block_works_as_written(block, request, live_server, cron_secret, tmp_path):
     reasons = [reason for reason in map(missing_here, block) if reason]
     if reasons:
         pytest.skip(reasons[0])
+    if tools_used(block):
+        tools.requires_tool(*tools_used(block))
     env = {"APP_URL": live_server.url, "CRON_SECRET": cron_secret}
     env["DJANGO_SETTINGS_MODULE"] = "tests.readme_settings"
     path = [str(Path(sys.executable).parent)]
@@ -142,7 +159,7 @@ def schedule_examples(text: str) -> list[tuple[str, str]]:
     return examples
 
 
-EXAMPLES = schedule_examples(README.read_text())
+EXAMPLES = [example for _, text in all_docs() for example in schedule_examples(text)]
 
 
 def as_on_the_readme_host(printed: str, settings) -> str:
@@ -157,7 +174,7 @@ def as_on_the_readme_host(printed: str, settings) -> str:
     return printed
 
 
-def test_the_readme_shows_every_schedule_format():
+def test_the_docs_show_every_schedule_format():
     shown = {re.search(r"--format (\S+)", line)[1] for line, _ in EXAMPLES}
     assert shown == SCHEDULE_FORMATS
 
@@ -179,7 +196,10 @@ def test_readme_schedule_example_is_the_commands_output(line, shown, settings):
 
 
 DATA_BLOCKS = [
-    block for block in BLOCK.finditer(README.read_text()) if block["lang"] in ("yaml", "json")
+    block
+    for _, text in all_docs()
+    for block in BLOCK.finditer(text)
+    if block["lang"] in ("yaml", "json")
 ]
 
 

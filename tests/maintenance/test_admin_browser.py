@@ -8,7 +8,6 @@ test's temporary folder) as `maintenance-admin-1280.png`, for a person to look a
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -18,10 +17,11 @@ from maintenance.models import TaskPause, TaskRun
 from maintenance.runs.runner import run_task
 from oauth.models import PKCEState
 from oauth.pkce import create_state
+from tests import tools
 from tests.factories import fake_task
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM = "chromium"
+CHROMEDRIVER = "chromedriver"
 SERVER = "0c7b6e3a-5b7e-4a57-9d3f-2f1a9a1f0b11"
 WIDTH = 1280
 CHROMIUM_FLAGS = [
@@ -37,19 +37,14 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def require_chromium(chromium: str = CHROMIUM) -> None:
-    missing = [p for p in (chromium, CHROMEDRIVER) if not shutil.which(p)]
-    if not missing:
-        return
-    message = f"needs {' and '.join(missing)} (Debian packages chromium, chromium-driver)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must run the browser test: {message}; .ci/run installs them")
-    pytest.skip(message)
+def require_chromium(chromium: str = CHROMIUM) -> list[str]:
+    """The paths of chromium and chromedriver, or skip (fail in CI)."""
+    return tools.requires_tool(chromium, CHROMEDRIVER)
 
 
 def test_a_missing_browser_fails_in_ci_and_is_skipped_elsewhere(monkeypatch):
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="CI must run the browser test"):
+    with pytest.raises(pytest.fail.Exception, match="CI must run this test"):
         require_chromium("/nonexistent/chromium")
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="needs /nonexistent/chromium"):
@@ -58,16 +53,16 @@ def test_a_missing_browser_fails_in_ci_and_is_skipped_elsewhere(monkeypatch):
 
 @pytest.fixture
 def browser() -> Iterator:
-    require_chromium()
+    chromium, chromedriver = require_chromium()
     os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium fetch a browser
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = chromium
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
     driver.implicitly_wait(10)
     try:
         yield driver

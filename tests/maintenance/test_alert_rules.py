@@ -3,15 +3,14 @@ families GET /metrics exposes."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests import tools
 from tests.processes import ROOT
 
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -20,12 +19,7 @@ RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yml"
 
 @pytest.fixture
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is missing; .ci/run installs Debian's prometheus package")
-        pytest.skip("needs promtool (Debian package prometheus)")
-    return path
+    return tools.requires_tool("promtool")[0]
 
 
 def test_the_rules_are_valid(promtool):

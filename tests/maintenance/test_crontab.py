@@ -22,6 +22,7 @@ from django.db import connection
 from maintenance import registry
 from maintenance.models import RunStatus, TaskRun, Trigger
 from maintenance.triggers.cronjobs import CRON_FUNCTION
+from tests import tools
 from tests.processes import MANAGE, PYTHON, ROOT, project_env, wait_for
 
 UNRELATED = "17 3 * * * /usr/bin/true # someone else's job, left alone\n"
@@ -264,8 +265,7 @@ def processes_of(uid: int) -> list[int]:
 
 @pytest.fixture
 def private_cron(throwaway_crontab):
-    if not (shutil.which("cron") and shutil.which("unshare")):
-        pytest.skip("needs the cron and unshare binaries")
+    tools.requires_tool("cron", "unshare")
     cron = PrivateCron(throwaway_crontab)
     try:
         yield cron

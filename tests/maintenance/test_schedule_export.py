@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from django.core.management import CommandError, call_command
 
 from maintenance import registry
 from maintenance.models import TaskRun, Trigger
+from tests import tools
 from tests.factories import fake_task
 from tests.processes import ROOT, project_env, run_manage
 
@@ -181,12 +181,7 @@ def test_a_folder_with_a_space_and_a_percent_sign_is_quoted_for_systemd():
 
 
 def systemd_analyze() -> str:
-    analyze = shutil.which("systemd-analyze")
-    if not analyze:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the systemd export tests need systemd-analyze in CI")
-        pytest.skip("needs systemd-analyze")
-    return analyze
+    return tools.requires_tool("systemd-analyze")[0]
 
 
 def test_systemd_accepts_the_unit_files(tmp_path):

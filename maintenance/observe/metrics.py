@@ -19,8 +19,8 @@ never sees a counter jump or go backwards. Families, each labelled by `task`:
 
 A scrape is a fixed number of queries whatever the table sizes: one for the latest runs
 (indexed), one for the pauses in force, one for the run counts (a few dozen tallies plus
-the last hour or two of the log, through its `started_at` index), and the bounded backlog
-counts.
+the runs finished since the last prune, through the partial index on uncounted rows), and
+the bounded backlog counts.
 """
 
 from __future__ import annotations
@@ -28,39 +28,31 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-from django.db.models import Count, DateTimeField, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Subquery
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from maintenance import registry
-from maintenance.models import RunStatus, RunTally, RunTallyMark, TaskRun, Trigger
+from maintenance.models import RunStatus, RunTally, TaskRun, Trigger
 from maintenance.observe.status import health
 from maintenance.runs import pauses
-from maintenance.runs.retention import START_OF_TIME
+from maintenance.runs.retention import uncounted_finished_runs
 
 PREFIX = "pluggedin_maintenance_"
 FINISHED = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED]
 
 
 def finished_run_counts() -> Counter[tuple[str, str, str]]:
-    """Finished runs per (task, trigger, status): the tallies, plus the runs in the log that
-    started after the mark (the last hour or two; see `retention.fold_run_counts`).
+    """Finished runs per (task, trigger, status): the tallies, plus the finished runs in the
+    log not yet counted into them (those since the last prune; see
+    `retention.fold_run_counts`).
 
-    One statement (a UNION reading the mark in a subquery), so it sees one snapshot: a fold
-    committing meanwhile moves runs from the log to the tallies without the sum counting
-    them twice or not at all."""
-    mark = Coalesce(
-        Subquery(RunTallyMark.objects.order_by("pk").values("counted_before")[:1]),
-        Value(START_OF_TIME),
-        output_field=DateTimeField(),
-    )
+    One statement (a UNION), so it sees one snapshot: a fold committing meanwhile moves runs
+    from the log to the tallies without the sum counting them twice or not at all."""
     in_log = (
-        TaskRun.objects.filter(started_at__gte=mark)
-        .exclude(status=RunStatus.RUNNING)
-        .order_by()
+        uncounted_finished_runs()
         .values_list("task", "trigger", "status")
         .annotate(runs=Count("pk"))
     )

@@ -167,3 +167,37 @@ def test_two_pruners_at_once_never_count_a_run_twice_or_lose_one(monkeypatch):
     assert tallies == {"succeeded": 250, "failed": 250, "skipped": 250, "missed": 270}
     assert TaskRun.objects.count() == 100 * len(STATUSES)
     assert not TaskRun.objects.filter(counted=False).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upgrading_keeps_the_runs_the_old_mark_had_counted_counted_once():
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("maintenance", "0005_run_ticks")], [("maintenance", "0007_run_counted")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    now = timezone.now()
+    old.get_model("maintenance", "RunTallyMark").objects.create(
+        counted_before=now - timedelta(hours=1)
+    )
+    old.get_model("maintenance", "RunTally").objects.create(
+        task="pkce_cleanup", trigger="command", status="succeeded", count=1
+    )
+    run = old.get_model("maintenance", "TaskRun")
+    for age, status in ((2, "succeeded"), (0, "succeeded"), (2, "running")):
+        run.objects.create(
+            task="pkce_cleanup",
+            trigger="command",
+            status=status,
+            started_at=now - timedelta(hours=age, minutes=5),
+        )
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+
+    flags = sorted(TaskRun.objects.values_list("status", "counted"))
+    assert flags == [("running", False), ("succeeded", False), ("succeeded", True)]
+    retention.fold_run_counts()
+    assert RunTally.objects.get(status="succeeded").count == 2

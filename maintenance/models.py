@@ -72,6 +72,15 @@ class TaskRun(models.Model):
             models.Index(fields=["started_at"], name="task_runs_started_idx"),
             models.Index(fields=["task", "-tick"], name="task_runs_task_tick_idx"),
         ]
+        constraints = [
+            # At most one run serves a tick: the database, not timing, settles the race
+            # between triggers, processes and hosts. A failed run frees its tick for a retry.
+            models.UniqueConstraint(
+                fields=["task", "tick"],
+                condition=models.Q(status__in=["running", "succeeded"], tick__isnull=False),
+                name="task_runs_one_per_tick",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.task} #{self.pk} ({self.status})"

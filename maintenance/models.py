@@ -133,6 +133,13 @@ class TaskLockQuerySet(models.QuerySet):
         )
         return updated == 1
 
+    def take_over(self, task: str, previous: str, owner: str, until: datetime, **where) -> bool:
+        """Take `task`'s lease from `previous` (a holder known dead); True on success."""
+        updated = self.filter(task=task, owner=previous).update(
+            owner=owner, acquired_at=timezone.now(), expires_at=until, **where
+        )
+        return updated == 1
+
     def renew(self, task: str, owner: str, until: datetime) -> bool:
         """Extend `owner`'s lease; False when it no longer holds it."""
         return self.filter(task=task, owner=owner).update(expires_at=until) == 1

@@ -95,6 +95,9 @@ def _run_registered(
     reason = task.blocked_reason()
     if reason:
         return _record_skip(task.name, trigger, started, reason, gated=True)
+    late = _past_deadline(task, tick)
+    if late:
+        return _record_skip(task.name, trigger, started, late)
     with task_lock(task.name) as claim:
         if not claim:
             reason = f"Skipped: another runner is already running {task.name} ({claim.holder})"
@@ -126,6 +129,22 @@ def _current_tick(task: registry.Task, trigger: str, force: bool) -> datetime | 
     return task.cron_schedule.latest_tick(clock.now())
 
 
+def _past_deadline(task: registry.Task, tick: datetime | None) -> str:
+    """The skip reason when `<TASK>_STARTING_DEADLINE_SECONDS` passed since `tick`."""
+    deadline = task.starting_deadline
+    if tick is None or deadline is None or clock.now() - tick <= deadline:
+        return ""
+    seconds = int(deadline.total_seconds())
+    return (
+        f"Skipped: tick {_label(tick)} missed its starting deadline"
+        f" ({task.name.upper()}_STARTING_DEADLINE_SECONDS={seconds})"
+    )
+
+
+def _label(tick: datetime) -> str:
+    return tick.strftime("%H:%M UTC")
+
+
 def _claim_run(name: str, trigger: str, tick: datetime | None) -> TaskRun | None:
     """Record the run as `running`; None when another run already serves `tick`. The
     partial unique constraint `task_runs_one_per_tick` decides, so the answer holds
@@ -152,7 +171,7 @@ def _served_reason(name: str, tick: datetime | None) -> str:
         .filter(tick=tick, status__in=[RunStatus.RUNNING, RunStatus.SUCCEEDED])
         .first()
     )
-    label = tick.strftime("%H:%M UTC") if tick else "?"
+    label = _label(tick) if tick else "?"
     if serving is None:
         return TICK_SERVED.format(tick=label, run="?", trigger="?")
     template = TICK_BEING_SERVED if serving.status == RunStatus.RUNNING else TICK_SERVED

@@ -5,13 +5,16 @@ The clock is injected (`maintenance.runs.clock.now`), so no test waits for a tic
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
 from maintenance import registry
-from maintenance.models import RunStatus, TaskRun, Trigger
+from maintenance.checks import configuration_error
+from maintenance.models import RunStatus, TaskLock, TaskRun, Trigger
 from maintenance.outcome import TaskFailed
 from maintenance.runs import clock
 from maintenance.runs.runner import run_task
@@ -97,3 +100,38 @@ def test_http_force_runs_and_is_not_a_task_option(at, demo, rf, settings):
     forced = json.loads(view(rf.get("/demo", {"force": "1"})).content)
     assert skipped["skipped"] is True and skipped["tick"] == ISO
     assert forced["success"] is True and "skipped" not in forced
+
+
+def test_a_late_trigger_past_the_starting_deadline_skips(at, demo, settings):
+    settings.DEMO_STARTING_DEADLINE_SECONDS = "30"
+    at(TICK + timedelta(seconds=31))
+    late = run_task("demo", Trigger.CRON)
+    assert late.skipped
+    assert late.message == (
+        f"Skipped: tick {LABEL} missed its starting deadline (DEMO_STARTING_DEADLINE_SECONDS=30)"
+    )
+    assert run_task("demo", Trigger.COMMAND).status == RunStatus.SUCCEEDED
+
+
+def test_interval_seconds_is_retired(demo, settings):
+    settings.DEMO_INTERVAL_SECONDS = "300"
+    assert "DEMO_INTERVAL_SECONDS is retired: set DEMO_CRON instead" in configuration_error()
+
+
+def test_a_dead_runner_on_this_host_frees_the_task_at_once(at, demo):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    TaskLock.objects.create(
+        task="demo",
+        owner="dead",
+        host=socket.gethostname(),
+        pid=gone.pid,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    stale = TaskRun.objects.create(
+        task="demo", trigger=Trigger.CRON, tick=TICK, started_at=TICK, pid=gone.pid
+    )
+    outcome = run_task("demo", Trigger.SCHEDULER)
+    assert outcome.status == RunStatus.SUCCEEDED
+    stale.refresh_from_db()
+    assert stale.status == RunStatus.FAILED and "Runner stopped" in stale.error

@@ -101,7 +101,9 @@ def _run_registered(
     with task_lock(task.name) as claim:
         if not claim:
             reason = f"Skipped: another runner is already running {task.name} ({claim.holder})"
-            return _record_skip(task.name, trigger, started, reason)
+            outcome = _record_skip(task.name, trigger, started, reason)
+            outcome.tick = tick
+            return outcome
         _close_abandoned_runs(task.name, claim.since)
         run = _claim_run(task.name, trigger, tick)
         if run is None:

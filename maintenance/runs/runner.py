@@ -111,10 +111,13 @@ def _run_registered(
             outcome = _record_skip(task.name, trigger, started, reason)
             outcome.tick = tick
             return outcome
+        missed = _record_missed(task, tick) if tick is not None else 0
         log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
         notify_started(task, run)
         try:
             result = dict(task.func(**options))
+            if missed:
+                result["missedTicks"] = missed
         except Exception as exc:
             outcome = _failure(task.name, trigger, started, exc, run=run)
         else:
@@ -129,6 +132,43 @@ def _current_tick(task: registry.Task, trigger: str, force: bool) -> datetime | 
     if force or trigger not in SCHEDULED_TRIGGERS:
         return None
     return task.cron_schedule.latest_tick(clock.now())
+
+
+MAX_MISSED_ROWS = 100  # the latest ticks get a row; the run's `missedTicks` has the count
+
+
+def _record_missed(task: registry.Task, tick: datetime) -> int:
+    """Write a `missed` row per tick before `tick` that no run served since the last
+    accounted one (served or already recorded missed); return how many ticks were missed.
+    Ticks before the task's first recorded run are never missed."""
+    runs = TaskRun.objects.for_task(task.name)
+    accounted = (
+        runs.filter(tick__lt=tick, status__in=[RunStatus.SUCCEEDED, RunStatus.MISSED])
+        .order_by("-tick")
+        .values_list("tick", flat=True)
+        .first()
+    )
+    if accounted is None:
+        accounted = (
+            runs.exclude(tick=tick)
+            .order_by("started_at")
+            .values_list("started_at", flat=True)
+            .first()
+        )
+    if accounted is None:
+        return 0
+    missed = []
+    for earlier in task.cron_schedule.ticks(accounted):
+        if earlier >= tick:
+            break
+        missed.append(earlier)
+    rows = [
+        TaskRun(task=task.name, trigger=Trigger.SCHEDULER, status=RunStatus.MISSED, tick=t,
+                started_at=t, finished_at=t, **_where())
+        for t in missed[-MAX_MISSED_ROWS:]
+    ]  # fmt: skip
+    TaskRun.objects.bulk_create(rows)
+    return len(missed)
 
 
 def _past_deadline(task: registry.Task, tick: datetime | None) -> str:

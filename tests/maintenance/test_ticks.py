@@ -135,3 +135,21 @@ def test_a_dead_runner_on_this_host_frees_the_task_at_once(at, demo):
     assert outcome.status == RunStatus.SUCCEEDED
     stale.refresh_from_db()
     assert stale.status == RunStatus.FAILED and "Runner stopped" in stale.error
+
+
+def test_missed_ticks_after_a_gap_get_rows_and_one_catch_up_run(at, demo):
+    run_task("demo", Trigger.SCHEDULER)
+    at(TICK + timedelta(minutes=20, seconds=2))  # ticks +5, +10, +15 passed unserved
+    catch_up = run_task("demo", Trigger.CRON)
+    again = run_task("demo", Trigger.SCHEDULER)
+
+    assert catch_up.status == RunStatus.SUCCEEDED and again.skipped
+    assert catch_up.result["missedTicks"] == 3
+    missed = TaskRun.objects.filter(status=RunStatus.MISSED).order_by("tick")
+    assert [r.tick for r in missed] == [TICK + timedelta(minutes=m) for m in (5, 10, 15)]
+
+
+def test_ticks_before_the_first_run_are_never_missed(at, demo):
+    first = run_task("demo", Trigger.SCHEDULER)
+    assert "missedTicks" not in first.result
+    assert not TaskRun.objects.filter(status=RunStatus.MISSED).exists()

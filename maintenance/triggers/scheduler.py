@@ -1,12 +1,10 @@
-"""The in-process scheduler: a daemon thread in each serving process that runs every task
-at its interval, and the cleanups once at start.
+"""The in-process scheduler: a daemon thread in each serving process that wakes at every
+tick of each task's schedule, and serves the current tick of the cleanups once at start.
 
 Any number of processes (gunicorn workers, several hosts, the crontab, a worker container
 running `run_scheduler`) may run it against one database without doing the work twice:
-before a run it asks the run log whether any trigger succeeded within the task's
-interval, and it plans each task's next run from the last success in the run log, not
-from its own clock, so all processes aim at the same moment. The runner's lock and its
-re-check under the lock (`unless_succeeded_since`) settle the race at that moment.
+they all aim at the same ticks, and the runner records at most one run per (task, tick)
+(the run log's unique constraint decides), so the others record a skip.
 
 It is started by `pluggedin/wsgi.py` and `pluggedin/asgi.py`, which only serving
 processes import (runserver imports them in its serving child, never in the autoreloader
@@ -108,6 +106,10 @@ class Scheduler:
         now = clock.now()
         try:
             outcome = run_task(task.name, Trigger.SCHEDULER)
+            if outcome.failed and outcome.run_id is None:  # nothing could be recorded
+                error = outcome.error
+                log_event(logger, logging.ERROR, SCHEDULER_ERROR, task=task.name, error=error)
+                return now + RETRY_AFTER_ERROR
             event = SCHEDULER_SKIPPED if outcome.skipped else SCHEDULER_RAN
             details = {"status": outcome.status, "run": outcome.run_id}
             due = task.cron_schedule.next_tick(clock.now())

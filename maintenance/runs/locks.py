@@ -89,12 +89,13 @@ def _take_over_dead(task: str, owner: str, until: datetime, where: dict) -> bool
     the task is free at once, not when the lease lapses. Another host's holder cannot be
     checked from here; its lease lapses."""
     lock = TaskLock.objects.filter(task=task, host=where["host"]).first()
-    if lock is None or lock.pid is None or _alive(lock.pid):
+    if lock is None or lock.pid is None or process_alive(lock.pid):
         return False
     return TaskLock.objects.take_over(task, lock.owner, owner, until, **where)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` on this host still exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -37,14 +37,13 @@ from maintenance.outcome import RunOutcome, TaskFailed
 from maintenance.runs import clock, pauses, retention
 from maintenance.runs.locks import task_lock
 from maintenance.runs.reconnect import on_a_working_connection
+from maintenance.runs.served_ticks import TICK_SERVED, served_reason, skip_if_served, tick_label
 
 logger = logging.getLogger("maintenance.runner")
 
 # Triggers that serve the schedule's current tick; the others (a command without
 # --trigger, the admin's Run now, HTTP with ?force=1) are manual and always run.
 SCHEDULED_TRIGGERS = frozenset({Trigger.SCHEDULER, Trigger.CRON, Trigger.HTTP})
-TICK_SERVED = "Skipped: tick {tick} already served by run {run} ({trigger})"
-TICK_BEING_SERVED = "Skipped: tick {tick} is being served by run {run} ({trigger})"
 
 RUNNER_STOPPED = (
     "Runner stopped: the process running it (host {host}, pid {pid}) ended before the run"
@@ -86,6 +85,10 @@ def _run_registered(
     options: dict[str, Any],
     tick: datetime | None,
 ) -> RunOutcome:
+    if tick is not None:  # the common redundant trigger: one statement, then done
+        served = skip_if_served(task.name, trigger, tick, _where(), _elapsed_ms(started))
+        if served is not None:
+            return served
     pause = pauses.pause_in_force(task.name)
     if pause is not None:
         reason = f"Skipped: {task.name} is {pauses.describe(pause)}"
@@ -178,13 +181,9 @@ def _past_deadline(task: registry.Task, tick: datetime | None) -> str:
         return ""
     seconds = int(deadline.total_seconds())
     return (
-        f"Skipped: tick {_label(tick)} missed its starting deadline"
+        f"Skipped: tick {tick_label(tick)} missed its starting deadline"
         f" ({task.name.upper()}_STARTING_DEADLINE_SECONDS={seconds})"
     )
-
-
-def _label(tick: datetime) -> str:
-    return tick.strftime("%H:%M UTC")
 
 
 def _claim_run(name: str, trigger: str, tick: datetime | None) -> TaskRun | None:
@@ -213,11 +212,10 @@ def _served_reason(name: str, tick: datetime | None) -> str:
         .filter(tick=tick, status__in=[RunStatus.RUNNING, RunStatus.SUCCEEDED])
         .first()
     )
-    label = _label(tick) if tick else "?"
     if serving is None:
+        label = tick_label(tick) if tick else "?"
         return TICK_SERVED.format(tick=label, run="?", trigger="?")
-    template = TICK_BEING_SERVED if serving.status == RunStatus.RUNNING else TICK_SERVED
-    return template.format(tick=label, run=serving.pk, trigger=serving.trigger)
+    return served_reason(tick, serving)
 
 
 def _close_abandoned_runs(name: str, held_since: datetime) -> None:

@@ -10,7 +10,7 @@ see it. Modules read `maintenance_settings.CRON_SECRET`, never
 tables; the redaction filter and the cron check (W201) read `secret` and `cron` from them.
 This module imports nothing that needs the apps loaded, so the settings can import it.
 
-A task's own settings (`<TASK>_CRON`, `<TASK>_INTERVAL_SECONDS`, `<TASK>_HEARTBEAT_URL`)
+A task's own settings (`<TASK>_CRON`, `<TASK>_STARTING_DEADLINE_SECONDS`, `<TASK>_HEARTBEAT_URL`)
 are named after the task, so any declared task has them without a line here:
 `task_setting()` is the one place that builds those names.
 """
@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 
-TASK_SETTING_SUFFIXES = ("CRON", "INTERVAL_SECONDS", "HEARTBEAT_URL")
+# INTERVAL_SECONDS is retired (E002 names it) but still read, so the check can see it.
+TASK_SETTING_SUFFIXES = ("CRON", "STARTING_DEADLINE_SECONDS", "HEARTBEAT_URL", "INTERVAL_SECONDS")
 TASK_SETTING_NAME = re.compile(rf"[A-Z][A-Z0-9_]*_({'|'.join(TASK_SETTING_SUFFIXES)})")
 
 

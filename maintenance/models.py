@@ -78,6 +78,15 @@ class TaskRun(models.Model):
                 fields=["status"], condition=models.Q(counted=False), name="task_runs_uncounted_idx"
             ),
         ]
+        constraints = [
+            # At most one run serves a tick: the database, not timing, settles the race
+            # between triggers, processes and hosts. A failed run frees its tick for a retry.
+            models.UniqueConstraint(
+                fields=["task", "tick"],
+                condition=models.Q(status__in=["running", "succeeded"], tick__isnull=False),
+                name="task_runs_one_per_tick",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.task} #{self.pk} ({self.status})"
@@ -115,6 +124,13 @@ class TaskLockQuerySet(models.QuerySet):
         now = timezone.now()
         updated = self.filter(task=task, expires_at__lt=now).update(
             owner=owner, acquired_at=now, expires_at=until, **where
+        )
+        return updated == 1
+
+    def take_over(self, task: str, previous: str, owner: str, until: datetime, **where) -> bool:
+        """Take `task`'s lease from `previous` (a holder known dead); True on success."""
+        updated = self.filter(task=task, owner=previous).update(
+            owner=owner, acquired_at=timezone.now(), expires_at=until, **where
         )
         return updated == 1
 

@@ -43,6 +43,7 @@ class RunOutcome:
     traceback: str = ""
     gated: bool = False
     pause: Mapping[str, Any] | None = None  # the pause fields when an operator paused the task
+    tick: datetime | None = None  # the tick a scheduled skip found already served
 
     @property
     def paused(self) -> bool:
@@ -82,6 +83,8 @@ class RunOutcome:
         body = {"success": self.success, "message": self.message, **common, **self.result}
         if self.skipped:
             body["skipped"] = True
+        if self.tick is not None:
+            body["tick"] = iso_utc(self.tick)
         if self.pause is not None:
             body.update(self.pause)
         return body

@@ -121,9 +121,15 @@ class Task:
 
     @property
     def every(self) -> timedelta:
-        """The in-process interval in force: `<NAME>_INTERVAL_SECONDS`, else the default."""
-        seconds = task_setting(self.name, "INTERVAL_SECONDS")
-        return timedelta(seconds=float(seconds)) if seconds else self.interval
+        """The typical gap between two ticks of the schedule in force."""
+        return self.cron_schedule.typical_gap()
+
+    @property
+    def starting_deadline(self) -> timedelta | None:
+        """`<NAME>_STARTING_DEADLINE_SECONDS`: how late after its tick a run may still
+        start; None (unset) means until the next tick."""
+        seconds = task_setting(self.name, "STARTING_DEADLINE_SECONDS")
+        return timedelta(seconds=float(seconds)) if seconds else None
 
     def option(self, name: str) -> Option | None:
         return next((option for option in self.options if option.name == name), None)

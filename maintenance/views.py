@@ -70,14 +70,20 @@ class TaskView(View):
     def run(self, request: HttpRequest, note: str | None = None) -> JsonResponse:
         """Options are read after the Bearer check: strangers learn nothing."""
         try:
-            options = query_options(registry.get(self.task_name), request.GET)
+            query = request.GET.copy()
+            force = query.pop(FORCE_PARAMETER, ["0"])[-1] in SWITCH_ON
+            options = query_options(registry.get(self.task_name), query)
         except BadOption as exc:
             return JsonResponse({"success": False, "error": str(exc)}, status=400)
-        outcome = run_task(self.task_name, Trigger.HTTP, **options)
+        outcome = run_task(self.task_name, Trigger.HTTP, force=force, **options)
         body = outcome.body(debug=settings.DEBUG)
         if note:
             body["note"] = note
         return JsonResponse(body, status=outcome.http_status)
+
+
+FORCE_PARAMETER = "force"  # ?force=1: a manual run, whatever the schedule's tick
+SWITCH_ON = frozenset({"1", "true", "yes", "on"})
 
 
 def query_options(task: registry.Task, query: QueryDict) -> dict[str, Any]:

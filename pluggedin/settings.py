@@ -209,8 +209,8 @@ if "APP_URL" in vars():
     APP_URL = APP_URL.strip().rstrip("/")  # noqa: F821
 
 # Each declared task's own settings, whatever the task: <TASK>_CRON,
-# <TASK>_INTERVAL_SECONDS and <TASK>_HEARTBEAT_URL (e.g. PKCE_CLEANUP_CRON). The system
-# checks refuse values that cannot work.
+# <TASK>_STARTING_DEADLINE_SECONDS and <TASK>_HEARTBEAT_URL (e.g. PKCE_CLEANUP_CRON). The
+# system checks refuse values that cannot work, and the retired <TASK>_INTERVAL_SECONDS.
 vars().update(
     {
         name: value

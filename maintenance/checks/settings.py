@@ -46,11 +46,12 @@ def check_maintenance_settings(app_configs: Any = None, **kwargs: Any) -> list[E
 
 
 def task_setting_errors() -> list[Error]:
-    """E002 for a task's `<TASK>_CRON`, `<TASK>_INTERVAL_SECONDS` or `<TASK>_HEARTBEAT_URL`
-    that cannot work."""
+    """E002 for a task's `<TASK>_CRON`, `<TASK>_STARTING_DEADLINE_SECONDS` or
+    `<TASK>_HEARTBEAT_URL` that cannot work, and for the retired `<TASK>_INTERVAL_SECONDS`."""
     errors = []
     for task in registry.all_tasks():
-        errors += _cron_errors(task) + _interval_errors(task) + _heartbeat_errors(task)
+        errors += _cron_errors(task) + _interval_errors(task) + _deadline_errors(task)
+        errors += _heartbeat_errors(task)
     return errors
 
 
@@ -74,17 +75,30 @@ def _cron_errors(task: registry.Task) -> list[Error]:
 
 
 def _interval_errors(task: registry.Task) -> list[Error]:
-    seconds = task_setting(task.name, "INTERVAL_SECONDS")
+    """`<TASK>_INTERVAL_SECONDS` is retired: the schedule (`<TASK>_CRON`) is the clock."""
+    if task_setting(task.name, "INTERVAL_SECONDS") is None:
+        return []
+    prefix = task.name.upper()
+    return [
+        Error(
+            f"{prefix}_INTERVAL_SECONDS is retired: set {prefix}_CRON instead.",
+            hint=f"Unset {prefix}_INTERVAL_SECONDS and set {prefix}_CRON, e.g. {task.cron!r}.",
+            id=E002,
+        )
+    ]
+
+
+def _deadline_errors(task: registry.Task) -> list[Error]:
+    seconds = task_setting(task.name, "STARTING_DEADLINE_SECONDS")
     if seconds is None or _interval(seconds):
         return []
     prefix = task.name.upper()
     return [
         Error(
-            f"{prefix}_INTERVAL_SECONDS is {seconds!r}, not a number of seconds of at least "
-            f"{MIN_INTERVAL_SECONDS}.",
-            hint=f"Set {prefix}_INTERVAL_SECONDS to a number of seconds from "
-            f"{MIN_INTERVAL_SECONDS} to {LARGEST_NUMBER}, e.g. "
-            f"{int(task.interval.total_seconds())}.",
+            f"{prefix}_STARTING_DEADLINE_SECONDS is {seconds!r}, not a number of seconds of "
+            f"at least {MIN_INTERVAL_SECONDS}.",
+            hint=f"Set {prefix}_STARTING_DEADLINE_SECONDS to a number of seconds from "
+            f"{MIN_INTERVAL_SECONDS} to {LARGEST_NUMBER}, or unset it (until the next tick).",
             id=E002,
         )
     ]

@@ -19,7 +19,7 @@ def flag_runs_behind_the_mark(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("maintenance", "0005_run_ticks"),
+        ("maintenance", "0006_one_run_per_tick"),
     ]
 
     operations = [

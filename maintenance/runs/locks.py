@@ -79,7 +79,30 @@ def _take(task: str, owner: str, now: datetime, lease: timedelta) -> bool:
             )
         return True
     except IntegrityError:
-        return TaskLock.objects.take_over_expired(task, owner, now + lease, **where)
+        if TaskLock.objects.take_over_expired(task, owner, now + lease, **where):
+            return True
+        return _take_over_dead(task, owner, now + lease, where)
+
+
+def _take_over_dead(task: str, owner: str, until: datetime, where: dict) -> bool:
+    """Take a lease whose holder ran on this host and whose process is gone (kill -9):
+    the task is free at once, not when the lease lapses. Another host's holder cannot be
+    checked from here; its lease lapses."""
+    lock = TaskLock.objects.filter(task=task, host=where["host"]).first()
+    if lock is None or lock.pid is None or process_alive(lock.pid):
+        return False
+    return TaskLock.objects.take_over(task, lock.owner, owner, until, **where)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` on this host still exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
 
 
 def _holder(task: str) -> str:

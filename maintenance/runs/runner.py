@@ -17,12 +17,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError, connection
-from django.utils import timezone
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from maintenance import registry
 from maintenance.checks import configuration_error
-from maintenance.models import RunStatus, TaskRun
+from maintenance.models import RunStatus, TaskRun, Trigger
 from maintenance.observe.log_events import (
     RUN_RECORD_FAILED,
     TASK_FAILED,
@@ -35,11 +34,16 @@ from maintenance.observe.observers import notify_finished, notify_started
 from maintenance.observe.redaction import redact
 from maintenance.observe.status import pause_summary
 from maintenance.outcome import RunOutcome, TaskFailed
-from maintenance.runs import pauses, retention
+from maintenance.runs import clock, pauses, retention
 from maintenance.runs.locks import task_lock
 from maintenance.runs.reconnect import on_a_working_connection
+from maintenance.runs.served_ticks import TICK_SERVED, served_reason, skip_if_served, tick_label
 
 logger = logging.getLogger("maintenance.runner")
+
+# Triggers that serve the schedule's current tick; the others (a command without
+# --trigger, the admin's Run now, HTTP with ?force=1) are manual and always run.
+SCHEDULED_TRIGGERS = frozenset({Trigger.SCHEDULER, Trigger.CRON, Trigger.HTTP})
 
 RUNNER_STOPPED = (
     "Runner stopped: the process running it (host {host}, pid {pid}) ended before the run"
@@ -47,15 +51,12 @@ RUNNER_STOPPED = (
 )
 
 
-def run_task(
-    name: str, trigger: str, *, unless_succeeded_since: datetime | None = None, **options: Any
-) -> RunOutcome:
+def run_task(name: str, trigger: str, *, force: bool = False, **options: Any) -> RunOutcome:
     """Run task `name` once on behalf of `trigger`; see the module docstring.
 
-    With `unless_succeeded_since` (the scheduler passes it), a success of any trigger since
-    then, seen once the lock is held, means the work is done: the call returns a skip and
-    records nothing. Checking only before the lock would let a runner that waited for
-    another's lock redo the work the other has just finished.
+    A scheduled trigger (scheduler, cron, http) serves the schedule's current tick, the
+    latest at or before now: when a run already serves it, the call records a skip naming
+    that run. `force` (HTTP's ?force=1) makes a scheduled trigger a manual run.
     """
     started = time.monotonic()
     refused = configuration_error()
@@ -66,7 +67,8 @@ def run_task(
         return outcome
     try:
         task = registry.get(name)
-        outcome = _run_registered(task, trigger, started, options, unless_succeeded_since)
+        tick = _current_tick(task, trigger, force)
+        outcome = _run_registered(task, trigger, started, options, tick)
     except Exception as exc:  # a database outage before the run could be recorded
         outcome = _failure(name, trigger, started, exc, run=None)
         notify_finished(outcome)
@@ -81,8 +83,12 @@ def _run_registered(
     trigger: str,
     started: float,
     options: dict[str, Any],
-    unless_succeeded_since: datetime | None,
+    tick: datetime | None,
 ) -> RunOutcome:
+    if tick is not None:  # the common redundant trigger: one statement, then done
+        served = skip_if_served(task.name, trigger, tick, _where(), _elapsed_ms(started))
+        if served is not None:
+            return served
     pause = pauses.pause_in_force(task.name)
     if pause is not None:
         reason = f"Skipped: {task.name} is {pauses.describe(pause)}"
@@ -92,21 +98,29 @@ def _run_registered(
     reason = task.blocked_reason()
     if reason:
         return _record_skip(task.name, trigger, started, reason, gated=True)
+    late = _past_deadline(task, tick)
+    if late:
+        return _record_skip(task.name, trigger, started, late)
     with task_lock(task.name) as claim:
         if not claim:
             reason = f"Skipped: another runner is already running {task.name} ({claim.holder})"
-            return _record_skip(task.name, trigger, started, reason)
+            outcome = _record_skip(task.name, trigger, started, reason)
+            outcome.tick = tick
+            return outcome
         _close_abandoned_runs(task.name, claim.since)
-        if unless_succeeded_since and TaskRun.objects.succeeded_since(
-            task.name, unless_succeeded_since
-        ):
-            reason = f"Skipped: {task.name} already succeeded since {unless_succeeded_since}"
-            return RunOutcome(task.name, trigger, RunStatus.SKIPPED, message=reason)
-        run = TaskRun.objects.create(task=task.name, trigger=trigger, **_where())
+        run = _claim_run(task.name, trigger, tick)
+        if run is None:
+            reason = _served_reason(task.name, tick)
+            outcome = _record_skip(task.name, trigger, started, reason)
+            outcome.tick = tick
+            return outcome
+        missed = _record_missed(task, tick) if tick is not None else 0
         log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
         notify_started(task, run)
         try:
             result = dict(task.func(**options))
+            if missed:
+                result["missedTicks"] = missed
         except Exception as exc:
             outcome = _failure(task.name, trigger, started, exc, run=run)
         else:
@@ -114,6 +128,94 @@ def _run_registered(
             outcome = _finish(run, started, RunStatus.SUCCEEDED, result, message=message)
         notify_finished(outcome)
         return outcome
+
+
+def _current_tick(task: registry.Task, trigger: str, force: bool) -> datetime | None:
+    """The tick a scheduled trigger serves; None for a manual run."""
+    if force or trigger not in SCHEDULED_TRIGGERS:
+        return None
+    return task.cron_schedule.latest_tick(clock.now())
+
+
+MAX_MISSED_ROWS = 100  # the latest ticks get a row; the run's `missedTicks` has the count
+
+
+def _record_missed(task: registry.Task, tick: datetime) -> int:
+    """Write a `missed` row per tick before `tick` that no run served since the last
+    accounted one (served or already recorded missed); return how many ticks were missed.
+    Ticks before the task's first recorded run are never missed."""
+    runs = TaskRun.objects.for_task(task.name)
+    accounted = (
+        runs.filter(tick__lt=tick, status__in=[RunStatus.SUCCEEDED, RunStatus.MISSED])
+        .order_by("-tick")
+        .values_list("tick", flat=True)
+        .first()
+    )
+    if accounted is None:
+        accounted = (
+            runs.exclude(tick=tick)
+            .order_by("started_at")
+            .values_list("started_at", flat=True)
+            .first()
+        )
+    if accounted is None:
+        return 0
+    missed = []
+    for earlier in task.cron_schedule.ticks(accounted):
+        if earlier >= tick:
+            break
+        missed.append(earlier)
+    rows = [
+        TaskRun(task=task.name, trigger=Trigger.SCHEDULER, status=RunStatus.MISSED, tick=t,
+                started_at=t, finished_at=t, **_where())
+        for t in missed[-MAX_MISSED_ROWS:]
+    ]  # fmt: skip
+    TaskRun.objects.bulk_create(rows)
+    return len(missed)
+
+
+def _past_deadline(task: registry.Task, tick: datetime | None) -> str:
+    """The skip reason when `<TASK>_STARTING_DEADLINE_SECONDS` passed since `tick`."""
+    deadline = task.starting_deadline
+    if tick is None or deadline is None or clock.now() - tick <= deadline:
+        return ""
+    seconds = int(deadline.total_seconds())
+    return (
+        f"Skipped: tick {tick_label(tick)} missed its starting deadline"
+        f" ({task.name.upper()}_STARTING_DEADLINE_SECONDS={seconds})"
+    )
+
+
+def _claim_run(name: str, trigger: str, tick: datetime | None) -> TaskRun | None:
+    """Record the run as `running`; None when another run already serves `tick`. The
+    partial unique constraint `task_runs_one_per_tick` decides, so the answer holds
+    across processes and hosts whatever the timing."""
+    started_at = clock.now()
+    late_ms = None if tick is None else int((started_at - tick).total_seconds() * 1000)
+    try:
+        with transaction.atomic():
+            return TaskRun.objects.create(
+                task=name,
+                trigger=trigger,
+                started_at=started_at,
+                tick=tick,
+                late_ms=late_ms,
+                **_where(),
+            )
+    except IntegrityError:
+        return None
+
+
+def _served_reason(name: str, tick: datetime | None) -> str:
+    serving = (
+        TaskRun.objects.for_task(name)
+        .filter(tick=tick, status__in=[RunStatus.RUNNING, RunStatus.SUCCEEDED])
+        .first()
+    )
+    if serving is None:
+        label = tick_label(tick) if tick else "?"
+        return TICK_SERVED.format(tick=label, run="?", trigger="?")
+    return served_reason(tick, serving)
 
 
 def _close_abandoned_runs(name: str, held_since: datetime) -> None:
@@ -124,7 +226,7 @@ def _close_abandoned_runs(name: str, held_since: datetime) -> None:
     )
     for run in abandoned:
         run.status = RunStatus.FAILED
-        run.finished_at = timezone.now()
+        run.finished_at = clock.now()
         run.error = RUNNER_STOPPED.format(host=run.host or "?", pid=run.pid or "?")
         run.save(update_fields=["status", "finished_at", "error"])
 
@@ -177,7 +279,7 @@ def _finish(
     error: str = "",
 ) -> RunOutcome:
     run.status = status
-    run.finished_at = timezone.now()
+    run.finished_at = clock.now()
     run.duration_ms = _elapsed_ms(started)
     run.result = dict(result)
     run.error = error

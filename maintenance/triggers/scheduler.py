@@ -1,12 +1,10 @@
-"""The in-process scheduler: a daemon thread in each serving process that runs every task
-at its interval, and the cleanups once at start.
+"""The in-process scheduler: a daemon thread in each serving process that wakes at every
+tick of each task's schedule, and serves the current tick of the cleanups once at start.
 
 Any number of processes (gunicorn workers, several hosts, the crontab, a worker container
 running `run_scheduler`) may run it against one database without doing the work twice:
-before a run it asks the run log whether any trigger succeeded within the task's
-interval, and it plans each task's next run from the last success in the run log, not
-from its own clock, so all processes aim at the same moment. The runner's lock and its
-re-check under the lock (`unless_succeeded_since`) settle the race at that moment.
+they all aim at the same ticks, and the runner records at most one run per (task, tick)
+(the run log's unique constraint decides), so the others record a skip.
 
 It is started by `pluggedin/wsgi.py` and `pluggedin/asgi.py`, which only serving
 processes import (runserver imports them in its serving child, never in the autoreloader
@@ -23,12 +21,11 @@ import threading
 from datetime import datetime, timedelta
 
 from django.db import connections
-from django.utils import timezone
 
 from maintenance import registry
 from maintenance.checks import configuration_error
 from maintenance.conf import maintenance_settings
-from maintenance.models import TaskRun, Trigger
+from maintenance.models import Trigger
 from maintenance.observe.log_events import (
     SCHEDULER_CRASHED,
     SCHEDULER_DISABLED,
@@ -39,6 +36,7 @@ from maintenance.observe.log_events import (
     SCHEDULER_STOPPED,
     log_event,
 )
+from maintenance.runs import clock
 from maintenance.runs.runner import run_task
 
 logger = logging.getLogger("maintenance.scheduler")
@@ -80,7 +78,9 @@ class Scheduler:
         log_event(logger, logging.INFO, SCHEDULER_STOPPED, pid=os.getpid())
 
     def plan_startup(self) -> None:
-        now = timezone.now()
+        """A startup run serves the current tick now, unless another trigger already
+        served it; the others wait for their next tick."""
+        now = clock.now()
         for task in self.tasks:
             self.due[task.name] = now if task.run_at_startup else self._first_due(task, now)
         connections.close_all()
@@ -90,54 +90,41 @@ class Scheduler:
         for task in self.tasks:
             if self.stop_event.is_set():
                 return
-            if self.due[task.name] <= timezone.now():
+            if self.due[task.name] <= clock.now():
                 self.due[task.name] = self._attempt(task)
 
     def seconds_until_next_due(self) -> float | None:
         if not self.due:
             return None
-        wait = min(self.due.values()) - timezone.now()
+        wait = min(self.due.values()) - clock.now()
         return max(wait, MIN_SLEEP).total_seconds()
 
     def _attempt(self, task: registry.Task) -> datetime:
-        """Run `task` unless any trigger succeeded within its interval; return its next due
-        time. Connections are closed after each attempt: a thread that sleeps for an hour
-        must not hold one, and a dropped one must not break the next run."""
-        now = timezone.now()
-        since = now - task.every
+        """Serve `task`'s current tick (the runner skips it when another trigger already
+        did) and return its next tick, when the loop wakes again. Connections are closed
+        after each attempt: a thread that sleeps for an hour must not hold one."""
+        now = clock.now()
         try:
-            if TaskRun.objects.succeeded_since(task.name, since):
-                event, details = SCHEDULER_SKIPPED, {"reason": "succeeded_within_interval"}
-            else:
-                outcome = run_task(task.name, Trigger.SCHEDULER, unless_succeeded_since=since)
-                event, details = SCHEDULER_RAN, {"status": outcome.status, "run": outcome.run_id}
-            due = self._next_due(task, now)
+            outcome = run_task(task.name, Trigger.SCHEDULER)
+            if outcome.failed and outcome.run_id is None:  # nothing could be recorded
+                error = outcome.error
+                log_event(logger, logging.ERROR, SCHEDULER_ERROR, task=task.name, error=error)
+                return now + RETRY_AFTER_ERROR
+            event = SCHEDULER_SKIPPED if outcome.skipped else SCHEDULER_RAN
+            details = {"status": outcome.status, "run": outcome.run_id}
+            due = task.cron_schedule.next_tick(clock.now())
         except Exception:  # the run log is unreachable; the runner itself never raises
             log_event(logger, logging.ERROR, SCHEDULER_ERROR, task=task.name, exc_info=True)
-            return now + min(task.every, RETRY_AFTER_ERROR)
+            return now + RETRY_AFTER_ERROR
         finally:
             connections.close_all()
-        next_in = f"{int((due - timezone.now()).total_seconds())}s"
+        next_in = f"{int((due - clock.now()).total_seconds())}s"
         log_event(logger, logging.INFO, event, task=task.name, **details, next_in=next_in)
         return due
 
-    def _next_due(self, task: registry.Task, now: datetime) -> datetime:
-        """One interval after the last success of any trigger, or after `now` when that
-        success is older than an interval (a failure is retried an interval later)."""
-        last = TaskRun.objects.last_success(task.name)
-        if last is not None and last.started_at > now - task.every:
-            return max(last.started_at + task.every, now + MIN_SLEEP)
-        return now + task.every
-
     def _first_due(self, task: registry.Task, now: datetime) -> datetime:
-        """A task without a startup run waits its interval, counted from its last success
-        anywhere: an overdue task runs now."""
-        try:
-            last = TaskRun.objects.last_success(task.name)
-        except Exception:
-            log_event(logger, logging.ERROR, SCHEDULER_ERROR, task=task.name, exc_info=True)
-            return now + task.every
-        return max(last.started_at + task.every, now) if last else now + task.every
+        """A task without a startup run waits for its next tick."""
+        return task.cron_schedule.next_tick(now)
 
     def start_thread(self) -> None:
         self.thread = threading.Thread(target=self._run_logged, name=THREAD_NAME, daemon=True)

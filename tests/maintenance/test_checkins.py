@@ -146,7 +146,7 @@ def test_a_failed_run_checks_in_error(sentry, isolated_registry):
 
 def test_each_run_gets_its_own_check_in_id(demo, sentry):
     run_task("demo", "cron")
-    run_task("demo", "scheduler")
+    run_task("demo", "command")  # manual: a scheduled one would find the tick served
 
     check_ins = received(sentry, 4)
 

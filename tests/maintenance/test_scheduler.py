@@ -8,8 +8,7 @@ import signal
 import subprocess
 import threading
 import time
-from datetime import timedelta
-from itertools import pairwise
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import OperationalError, connection
@@ -17,7 +16,9 @@ from django.utils import timezone
 
 from maintenance.models import RunStatus, TaskRun, Trigger
 from maintenance.registry import Task
+from maintenance.runs import clock
 from maintenance.runs.runner import run_task
+from maintenance.schedules import cron
 from maintenance.triggers import scheduler as scheduler_module
 from maintenance.triggers.scheduler import RETRY_AFTER_ERROR, Scheduler
 from tests import factories
@@ -28,45 +29,76 @@ pytestmark = pytest.mark.django_db(transaction=True)
 STARTED = "maintenance.scheduler.started"
 
 
-def fake_task(name: str, func, seconds: float = 0.3, run_at_startup: bool = True) -> Task:
-    return factories.fake_task(
-        name, func, seconds=seconds, cron="* * * * *", run_at_startup=run_at_startup
-    )
+def fake_task(
+    name: str, func, cron_expression: str = "* * * * *", run_at_startup: bool = True
+) -> Task:
+    return factories.fake_task(name, func, cron=cron_expression, run_at_startup=run_at_startup)
 
 
-def test_failing_task_is_recorded_failed_and_the_next_one_keeps_running(isolated_registry):
+# An hourly tick of today, a few hours back (the run log's retention prunes runs of long
+# ago); the scheduler and the runner read the injected clock, so no test waits for a tick.
+HOURLY = cron.parse("0 * * * *")
+TICK = HOURLY.latest_tick(timezone.now()) - timedelta(hours=4)
+
+
+@pytest.fixture
+def at(monkeypatch):
+    """Set the scheduler's and the runner's clock: `at(datetime)`."""
+
+    def move(moment: datetime) -> None:
+        monkeypatch.setattr(clock, "now", lambda: moment)
+
+    move(TICK + timedelta(seconds=3))
+    return move
+
+
+def test_the_thread_runs_the_startup_pass_and_stops_cleanly_when_asked(isolated_registry):
+    calls = []
+    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}))
+    scheduler = Scheduler()
+    scheduler.start_thread()
+    try:
+        wait_for(lambda: calls, timeout=30)
+    finally:
+        scheduler.stop()
+
+    assert not scheduler.thread.is_alive()
+    assert TaskRun.objects.get().status == RunStatus.SUCCEEDED
+
+
+def test_failing_task_is_recorded_failed_retried_in_its_tick_and_the_next_one_keeps_running(
+    isolated_registry, at
+):
     calls = []
 
     def boom() -> dict:
         raise RuntimeError("disk on fire")
 
     def count() -> dict:
-        calls.append(timezone.now())
+        calls.append(clock.now())
         return {"calls": len(calls)}
 
-    isolated_registry.register(fake_task("boom", boom))
-    isolated_registry.register(fake_task("count", count))
-    scheduler = Scheduler()
-    scheduler.start_thread()
-    try:
-        wait_for(lambda: len(calls) >= 3, timeout=30)
-    finally:
-        scheduler.stop()
+    isolated_registry.register(fake_task("boom", boom, "0 * * * *"))
+    isolated_registry.register(fake_task("count", count, "0 * * * *"))
+    scheduler = one_pass()
+    at(TICK + timedelta(seconds=30))
+    retry = run_task("boom", Trigger.CRON)  # a later trigger of the same tick retries it
+    at(TICK + timedelta(hours=1, seconds=1))
+    scheduler.run_due()  # the next tick: boom is tried again, count keeps running
 
-    assert not scheduler.thread.is_alive(), "the thread stops cleanly when asked"
-    failed = TaskRun.objects.filter(task="boom", trigger=Trigger.SCHEDULER)
-    assert failed.count() >= 2, "a failing task is retried at its interval"
+    failed = TaskRun.objects.filter(task="boom").order_by("pk")
+    assert retry.failed and retry.run_id is not None
+    assert [run.tick for run in failed] == [TICK, TICK, TICK + timedelta(hours=1)]
     assert {run.status for run in failed} == {RunStatus.FAILED}
     assert all(run.error == "RuntimeError: disk on fire" for run in failed)
     succeeded = TaskRun.objects.filter(task="count", status=RunStatus.SUCCEEDED)
-    assert succeeded.count() == len(calls) >= 3
+    assert succeeded.count() == len(calls) == 2
 
 
-def success_ago(trigger: str, ago: timedelta) -> TaskRun:
-    """A success of the fake task `count` recorded by another trigger `ago`."""
-    started = timezone.now() - ago
+def success_at(trigger: str, tick: datetime) -> TaskRun:
+    """A success of the fake task `count` recorded by another trigger serving `tick`."""
     return TaskRun.objects.create(
-        task="count", trigger=trigger, status=RunStatus.SUCCEEDED, started_at=started
+        task="count", trigger=trigger, status=RunStatus.SUCCEEDED, started_at=tick, tick=tick
     )
 
 
@@ -77,60 +109,76 @@ def one_pass() -> Scheduler:
     return scheduler
 
 
-def test_skips_a_task_any_trigger_ran_within_its_interval(isolated_registry):
+def test_skips_a_tick_any_trigger_already_served(isolated_registry, at):
     calls = []
-    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, seconds=3600))
-    cron_run = success_ago(Trigger.CRON, timedelta(minutes=10))
+    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, "0 * * * *"))
+    cron_run = success_at(Trigger.CRON, TICK)
+    at(TICK + timedelta(minutes=10))
     scheduler = one_pass()
 
     assert calls == []
-    assert TaskRun.objects.count() == 1
-    assert scheduler.due["count"] == cron_run.started_at + timedelta(hours=1)
+    skip = TaskRun.objects.exclude(pk=cron_run.pk).get()
+    assert (skip.trigger, skip.status) == (Trigger.SCHEDULER, RunStatus.SKIPPED)
+    assert f"already served by run {cron_run.pk} (cron)" in skip.result["reason"]
+    assert scheduler.due["count"] == TICK + timedelta(hours=1)
 
 
-def test_runs_a_task_whose_last_success_is_older_than_its_interval(isolated_registry):
+def test_runs_a_task_whose_current_tick_is_not_served_yet(isolated_registry, at):
     calls = []
-    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, seconds=60))
-    success_ago(Trigger.HTTP, timedelta(minutes=2))
+    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, "0 * * * *"))
+    success_at(Trigger.HTTP, TICK - timedelta(hours=1))
     one_pass()
 
     assert calls == [1]
     latest = TaskRun.objects.last_run("count")
-    assert (latest.trigger, latest.status) == (Trigger.SCHEDULER, RunStatus.SUCCEEDED)
+    assert (latest.trigger, latest.status, latest.tick) == (
+        Trigger.SCHEDULER,
+        RunStatus.SUCCEEDED,
+        TICK,
+    )
 
 
-def test_task_without_startup_run_waits_its_interval(isolated_registry):
+def test_task_without_startup_run_waits_for_its_next_tick(isolated_registry, at):
     calls = []
-    task = fake_task("count", lambda: calls.append(1) or {}, seconds=3600, run_at_startup=False)
+    task = fake_task("count", lambda: calls.append(1) or {}, "0 * * * *", run_at_startup=False)
     isolated_registry.register(task)
     scheduler = one_pass()
 
     assert calls == []
-    assert scheduler.seconds_until_next_due() > 3500
+    assert scheduler.due["count"] == TICK + timedelta(hours=1)
+    assert 3590 < scheduler.seconds_until_next_due() <= 3600
 
 
-def test_task_without_startup_run_catches_up_when_overdue(isolated_registry):
+def test_after_downtime_the_next_tick_is_served_once_and_the_gap_recorded_missed(
+    isolated_registry, at
+):
     calls = []
-    task = fake_task("count", lambda: calls.append(1) or {}, seconds=3600, run_at_startup=False)
+    task = fake_task("count", lambda: calls.append(1) or {}, "0 * * * *", run_at_startup=False)
     isolated_registry.register(task)
-    success_ago(Trigger.CRON, timedelta(hours=2))
-    one_pass()
+    success_at(Trigger.CRON, TICK - timedelta(hours=3))  # then the host was down
+    scheduler = one_pass()
+    at(TICK + timedelta(hours=1, seconds=2))
+    scheduler.run_due()
+    scheduler.run_due()
 
-    assert calls == [1]
+    assert calls == [1], "one catch-up run, no burst"
+    missed = TaskRun.objects.filter(status=RunStatus.MISSED).order_by("tick")
+    expected = [TICK - timedelta(hours=h) for h in (2, 1, 0)]
+    assert [run.tick for run in missed] == expected
+    assert TaskRun.objects.last_run("count").result["missedTicks"] == 3
 
 
-def test_runner_rechecks_the_run_log_once_it_holds_the_lock(isolated_registry):
-    """A runner that lost the race for the lock must not redo the winner's work."""
+def test_a_trigger_that_lost_the_race_for_the_tick_does_not_redo_the_work(isolated_registry, at):
+    """The run log decides under the lock: the loser of the race records a skip."""
     calls = []
-    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, seconds=60))
-    since = timezone.now()
-    run_task("count", Trigger.CRON)  # the winner finishes just after we looked
-    outcome = run_task("count", Trigger.SCHEDULER, unless_succeeded_since=since)
+    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}))
+    winner = run_task("count", Trigger.CRON)  # the winner finishes just after we looked
+    outcome = run_task("count", Trigger.SCHEDULER)
 
     assert calls == [1]
     assert outcome.skipped and not outcome.failed
-    assert outcome.run_id is None
-    assert TaskRun.objects.count() == 1
+    assert f"already served by run {winner.run_id} (cron)" in outcome.message
+    assert TaskRun.objects.filter(status=RunStatus.SUCCEEDED).count() == 1
 
 
 def refuse_run_log(execute, sql, params, many, context):
@@ -140,27 +188,26 @@ def refuse_run_log(execute, sql, params, many, context):
     return execute(sql, params, many, context)
 
 
-def test_the_scheduler_survives_a_run_log_error_and_retries_soon(isolated_registry, caplog):
+def test_the_scheduler_survives_a_run_log_error_and_retries_soon(isolated_registry, caplog, at):
     calls = []
-    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, seconds=3600))
+    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}, "0 * * * *"))
     scheduler = Scheduler()
     scheduler.plan_startup()
     caplog.set_level(logging.INFO, logger="maintenance.scheduler")
 
     with connection.execute_wrapper(refuse_run_log):
-        before = timezone.now()
         scheduler.run_due()
 
     assert calls == []
-    retry_in = (scheduler.due["count"] - before).total_seconds()
-    assert 0 < retry_in <= RETRY_AFTER_ERROR.total_seconds() + 1, "retried within a minute"
+    retry_at = scheduler.due["count"]
+    assert retry_at == TICK + timedelta(seconds=3) + RETRY_AFTER_ERROR, "retried within a minute"
     errors = [r for r in caplog.records if getattr(r, "event", "") == "maintenance.scheduler.error"]
     assert errors and errors[0].levelno == logging.ERROR
 
-    scheduler.due["count"] = timezone.now()  # the retry, once the database is back
+    at(retry_at)  # the retry, once the database is back, still serves the tick
     scheduler.run_due()
     assert calls == [1]
-    assert TaskRun.objects.get().status == RunStatus.SUCCEEDED
+    assert TaskRun.objects.get(status=RunStatus.SUCCEEDED).tick == TICK
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -265,23 +312,21 @@ def test_run_scheduler_runs_in_the_foreground_and_stops_on_sigterm():
     assert not TaskRun.objects.filter(status=RunStatus.RUNNING).exists()
 
 
-INTERVAL = 2  # seconds; each task must run RUNS times, so the test lasts a few intervals
-RUNS = 3
-
-
-def each_cleanup_ran(times: int) -> bool:
-    done = TaskRun.objects.filter(trigger=Trigger.SCHEDULER, status=RunStatus.SUCCEEDED)
-    tasks = list(done.values_list("task", flat=True))
-    return all(tasks.count(task) >= times for task in ["pkce_cleanup", "oauth_session_cleanup"])
+def each_cleanup_tried_by_two_processes() -> bool:
+    done = TaskRun.objects.filter(trigger=Trigger.SCHEDULER).exclude(status=RunStatus.MISSED)
+    pids = {task: set() for task in ["pkce_cleanup", "oauth_session_cleanup"]}
+    for task, pid in done.values_list("task", "pid"):
+        pids.setdefault(task, set()).add(pid)
+    return all(len(pids[task]) >= 2 for task in ["pkce_cleanup", "oauth_session_cleanup"])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preload", [False, True], ids=["fork", "preload"])
 @pytest.mark.postgres
-def test_two_gunicorn_workers_run_each_task_once_per_interval_in_total(preload):
-    """Two workers, each with its own scheduler, one PostgreSQL database: every task runs
-    once per interval in all, never once per process. The test waits for the runs, not
-    for a fixed time, so a slow machine makes it longer, never wrong."""
+def test_two_gunicorn_workers_serve_each_tick_once_in_total(preload):
+    """Two workers, each with its own scheduler, one PostgreSQL database: each worker's
+    startup pass tries the current tick of every task, and the tick is served once in all,
+    never once per process. The test waits for the attempts, not for a fixed time."""
     args = [PYTHON, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{free_port()}"]
     # gunicorn 27 listens on a control socket at one fixed path under $HOME by default: two
     # servers (the previous test's still shutting down) would contend for it.
@@ -289,31 +334,24 @@ def test_two_gunicorn_workers_run_each_task_once_per_interval_in_total(preload):
     server = start(
         [*args, *(["--preload"] if preload else []), "pluggedin.wsgi:application"],
         IN_PROCESS_SCHEDULER="true",
-        PKCE_CLEANUP_INTERVAL_SECONDS=str(INTERVAL),
-        OAUTH_SESSION_CLEANUP_INTERVAL_SECONDS=str(INTERVAL),
         # A worker that dies holding a task (a connection shared across the --preload
         # fork) must not keep it for the default minute-long lease.
         MAINTENANCE_LOCK_LEASE_SECONDS="6",
     )
     try:
-        ran = wait_for(lambda: each_cleanup_ran(RUNS), timeout=120, interval=0.1)
+        tried = wait_for(each_cleanup_tried_by_two_processes, timeout=120, interval=0.1)
     finally:
         output = stop(server)
-    assert ran, output[-4000:]
-    first = TaskRun.objects.order_by("started_at").first().started_at
-    window = (timezone.now() - first).total_seconds()
+    assert tried, output[-4000:]
 
     started_pids = {
         line.split("pid=")[1].split()[0] for line in output.splitlines() if STARTED in line
     }
     assert len(started_pids) >= 2, f"each worker runs a scheduler:\n{output}"
     for task in ["pkce_cleanup", "oauth_session_cleanup"]:
-        runs = list(
-            TaskRun.objects.filter(task=task, status=RunStatus.SUCCEEDED).order_by("started_at")
-        )
-        assert RUNS <= len(runs) <= window / INTERVAL + 1, (task, len(runs), window)
-        gaps = [(b.started_at - a.started_at).total_seconds() for a, b in pairwise(runs)]
-        assert min(gaps) >= INTERVAL - 0.2, f"{task} ran twice within one interval: {gaps}"
+        runs = TaskRun.objects.filter(task=task, status=RunStatus.SUCCEEDED)
+        ticks = list(runs.values_list("tick", flat=True))
+        assert ticks and len(ticks) == len(set(ticks)), f"{task} served a tick twice: {ticks}"
         assert {run.trigger for run in runs} == {Trigger.SCHEDULER}
     assert not TaskRun.objects.filter(status=RunStatus.FAILED).exists()
 

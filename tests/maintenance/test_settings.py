@@ -51,7 +51,7 @@ def refused_in_one_line(result: subprocess.CompletedProcess, *names: str) -> str
 BAD_VALUES = [
     ("MAINTENANCE_DELETE_BATCH_SIZE", "0", "a whole number from 1"),
     ("MAINTENANCE_LOCK_LEASE_SECONDS", "-1", "a whole number from 1"),
-    ("PKCE_CLEANUP_INTERVAL_SECONDS", "-10", "at least 1"),
+    ("PKCE_CLEANUP_INTERVAL_SECONDS", "600", "set PKCE_CLEANUP_CRON instead"),
     ("SCHEDULED_EMAILS_BATCH_SIZE", "0", "a whole number from 1"),
     ("SCHEDULED_EMAILS_MAX_ATTEMPTS", "-1", "a whole number from 1"),
     ("SCHEDULED_EMAILS_MAX_SECONDS", "inf", "a number greater than 0"),

@@ -1,0 +1,210 @@
+"""Benchmark: a burst of scheduled triggers at one tick, on PostgreSQL.
+
+Usage (from the project root; PostgreSQL must be running):
+
+    .venv/bin/python bench/tick_burst.py [--processes 8] [--threads 25] [--task pkce_cleanup]
+        [--url postgres://postgres@127.0.0.1:5432/NAME] [--pgbouncer]
+
+It creates the database named in --url (dropping a leftover one), migrates it, and drops
+it at the end (the helpers of `bench/pkce_cleanup.py`). Each round starts `--processes`
+processes of `--threads` threads; every thread opens its database connection, then all
+call `run_task(TASK, "cron")` at one wall-clock instant (the release), as every cron entry,
+scheduler and poller of a fleet does at a tick. The run log is emptied before each round,
+so each round's tick is unserved when the burst starts.
+
+Printed per round: whether exactly one run succeeded, the time from the release to the last
+answer, the p50/p95 answer times, and the database statements per redundant trigger (the
+ones that found the tick served or being served), with the load average. With
+`--pgbouncer` the round runs once more through a PgBouncer in transaction mode
+(`tests/pgbouncer.py`). Direct, processes x threads must stay below the server's
+max_connections.
+
+Bar: every trigger answered within 1 s of the release; <= 3 statements per redundant
+trigger; exactly one success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.pkce_cleanup import (  # noqa: E402 (the project root must be importable first)
+    close_django,
+    create_database,
+    drop_database,
+    setup_django,
+    split_url,
+)
+
+CHECKOUT = hashlib.blake2b(str(ROOT).encode(), digest_size=4).hexdigest()
+DEFAULT_URL = f"postgres://postgres@127.0.0.1:5432/pluggedin_bench_{CHECKOUT}_{os.getpid()}"
+ANSWER_BAR_SECONDS = 1.0
+STATEMENTS_BAR = 3
+RELEASE_MARGIN_SECONDS = 2.0  # time for every process to start and connect
+
+
+def main() -> int:
+    args = parse_args()
+    admin_url, db_name = split_url(args.url)
+    create_database(admin_url, db_name)
+    try:
+        setup_django(args.url)
+        results = [burst("direct", args)]
+        if args.pgbouncer:
+            results.append(through_pgbouncer(args))
+    finally:
+        close_django()
+        drop_database(admin_url, db_name)
+    for result in results:
+        print_result(result)
+        for reason, (n, statements) in sorted(result["reasons"].items()):
+            print(f"    {n} x {reason} ({statements} statements max)")
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--processes", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=25, help="Threads per process.")
+    parser.add_argument("--task", default="pkce_cleanup", help="A registered task.")
+    parser.add_argument("--url", default=DEFAULT_URL, help="Created and dropped by the run.")
+    parser.add_argument("--pgbouncer", action="store_true", help="Also through PgBouncer.")
+    return parser.parse_args()
+
+
+def through_pgbouncer(args: argparse.Namespace) -> dict:
+    from django.db import connection
+
+    from tests.pgbouncer import pgbouncer
+
+    db = connection.settings_dict
+    with pgbouncer(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as port:
+        direct = db["HOST"], db["PORT"]
+        connection.close()
+        db["HOST"], db["PORT"] = "127.0.0.1", port
+        try:
+            return burst("via pgbouncer", args)
+        finally:
+            connection.close()
+            db["HOST"], db["PORT"] = direct
+
+
+def burst(label: str, args: argparse.Namespace) -> dict:
+    """One round: empty the run log, fork the processes, release them, gather answers."""
+    from django.db import connections
+
+    from maintenance.models import RunStatus, TaskRun
+
+    TaskRun.objects.all().delete()
+    connections.close_all()  # forked children must not share this connection
+    release = time.time() + RELEASE_MARGIN_SECONDS
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    workers = [
+        context.Process(target=fire, args=(args.task, args.threads, release, answers))
+        for _ in range(args.processes)
+    ]
+    for worker in workers:
+        worker.start()
+    rows = [row for _ in workers for row in answers.get(timeout=120)]
+    for worker in workers:
+        worker.join()
+    load = os.getloadavg()
+    succeeded = TaskRun.objects.filter(task=args.task, status=RunStatus.SUCCEEDED).count()
+    return summarize(label, rows, succeeded, load)
+
+
+def fire(task: str, threads: int, release: float, answers) -> None:
+    """A process of the burst: `threads` threads each trigger `task` at `release`."""
+    rows: list[tuple] = []
+    lock = threading.Lock()
+    pool = [
+        threading.Thread(target=trigger, args=(task, release, rows, lock)) for _ in range(threads)
+    ]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    answers.put(rows)
+
+
+def trigger(task: str, release: float, rows: list, lock: threading.Lock) -> None:
+    from django.db import connection
+
+    from maintenance.runs.runner import run_task
+
+    statements = []
+
+    def count(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    connection.ensure_connection()
+    time.sleep(max(0.0, release - time.time()))
+    with connection.execute_wrapper(count):
+        outcome = run_task(task, "cron")
+    answered = time.time() - release
+    connection.close()
+    with lock:
+        rows.append((outcome.status, answered, len(statements), outcome.message))
+
+
+def summarize(label: str, rows: list[tuple], succeeded: int, load: tuple) -> dict:
+    times = sorted(answered for _, answered, _, _ in rows)
+    redundant = [n for status, _, n, _ in rows if status == "skipped"]
+    statuses = [status for status, *_ in rows]
+    p95 = times[max(0, int(len(times) * 0.95) - 1)]
+    worst_statements = max(redundant, default=0)
+    return {
+        "label": label,
+        "triggers": len(rows),
+        "one_success": succeeded == 1 and statuses.count("succeeded") == 1,
+        "last": times[-1],
+        "p50": statistics.median(times),
+        "p95": p95,
+        "redundant": len(redundant),
+        "statements_mean": statistics.mean(redundant) if redundant else 0.0,
+        "statements_max": worst_statements,
+        "other": len(rows) - len(redundant) - statuses.count("succeeded"),
+        "load": load,
+        "reasons": reasons(rows),
+        "ok": succeeded == 1
+        and times[-1] <= ANSWER_BAR_SECONDS
+        and worst_statements <= STATEMENTS_BAR,
+    }
+
+
+def reasons(rows: list[tuple]) -> dict[str, tuple[int, int]]:
+    """How many answers of each kind (run ids blanked), with their most statements."""
+    kinds: dict[str, tuple[int, int]] = {}
+    for status, _, statements, message in rows:
+        kind = "".join("N" if c.isdigit() else c for c in (message or status))[:90]
+        n, most = kinds.get(kind, (0, 0))
+        kinds[kind] = (n + 1, max(most, statements))
+    return kinds
+
+
+def print_result(r: dict) -> None:
+    load = " ".join(f"{x:.2f}" for x in r["load"])
+    print(
+        f"{r['label']}: {r['triggers']} triggers; exactly one run succeeded: "
+        f"{'yes' if r['one_success'] else 'no'}; release to last answer {r['last']:.3f} s; "
+        f"p50 {r['p50']:.3f} s, p95 {r['p95']:.3f} s; statements per redundant trigger "
+        f"mean {r['statements_mean']:.2f}, max {r['statements_max']} ({r['redundant']} "
+        f"redundant, {r['other']} other answers); load average {load}; "
+        f"{'OK' if r['ok'] else 'ABOVE BAR'}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Scheduled triggers serve the schedule's current tick, once; manual runs always run.
+
+The clock is injected (`maintenance.runs.clock.now`), so no test waits for a tick."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from datetime import datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from maintenance import registry
+from maintenance.checks import configuration_error
+from maintenance.models import RunStatus, TaskLock, TaskRun, Trigger
+from maintenance.outcome import TaskFailed
+from maintenance.runs import clock
+from maintenance.runs.runner import run_task
+from maintenance.schedules import cron
+from maintenance.views import TaskView
+from tests.factories import fake_task
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# A */5 tick of today (the run log's retention prunes runs of long ago).
+TICK = cron.parse("*/5 * * * *").latest_tick(timezone.now()) - timedelta(hours=1)
+LABEL, ISO = TICK.strftime("%H:%M UTC"), TICK.strftime("%Y-%m-%dT%H:%M:00Z")
+
+
+@pytest.fixture
+def at(monkeypatch):
+    """Set the runner's clock: `at(datetime)`."""
+
+    def move(moment: datetime) -> None:
+        monkeypatch.setattr(clock, "now", lambda: moment)
+
+    move(TICK + timedelta(seconds=3))
+    return move
+
+
+@pytest.fixture
+def demo(isolated_registry):
+    return registry.register(fake_task("demo"))
+
+
+def test_redundant_triggers_of_one_tick_give_one_run(at, demo):
+    first = run_task("demo", Trigger.SCHEDULER)
+    at(TICK + timedelta(seconds=40))
+    second = run_task("demo", Trigger.CRON)
+    third = run_task("demo", Trigger.HTTP)
+
+    assert first.status == RunStatus.SUCCEEDED
+    assert second.skipped and third.skipped
+    expected = f"Skipped: tick {LABEL} already served by run {first.run_id} (scheduler)"
+    assert second.message == expected
+    assert second.body()["tick"] == ISO
+    assert second.body()["success"] is True
+    served = TaskRun.objects.get(pk=first.run_id)
+    assert served.tick == TICK and served.late_ms == 3000
+
+
+def test_manual_runs_always_run_with_no_tick(at, demo):
+    run_task("demo", Trigger.SCHEDULER)
+    manual = [run_task("demo", Trigger.COMMAND), run_task("demo", Trigger.HTTP, force=True)]
+    assert [o.status for o in manual] == [RunStatus.SUCCEEDED] * 2
+    assert all(TaskRun.objects.get(pk=o.run_id).tick is None for o in manual)
+
+
+def test_a_failed_tick_is_retried_by_the_next_trigger_of_that_tick(at, isolated_registry):
+    attempts = []
+
+    def flaky(**options):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise TaskFailed("SMTP down", {"count": 0})
+        return {"count": 1}
+
+    registry.register(fake_task("demo", flaky))
+    assert run_task("demo", Trigger.CRON).failed
+    retried = run_task("demo", Trigger.SCHEDULER)
+    assert retried.status == RunStatus.SUCCEEDED
+    assert run_task("demo", Trigger.HTTP).skipped
+
+
+def test_the_next_tick_runs_again(at, demo):
+    run_task("demo", Trigger.SCHEDULER)
+    at(TICK + timedelta(minutes=5, seconds=1))
+    later = run_task("demo", Trigger.SCHEDULER)
+    assert later.status == RunStatus.SUCCEEDED
+    assert TaskRun.objects.get(pk=later.run_id).tick == TICK + timedelta(minutes=5)
+
+
+def test_http_force_runs_and_is_not_a_task_option(at, demo, rf, settings):
+    settings.DEBUG = True
+    run_task("demo", Trigger.SCHEDULER)
+    view = TaskView.as_view(task_name="demo")
+    skipped = json.loads(view(rf.get("/demo")).content)
+    forced = json.loads(view(rf.get("/demo", {"force": "1"})).content)
+    assert skipped["skipped"] is True and skipped["tick"] == ISO
+    assert forced["success"] is True and "skipped" not in forced
+
+
+def test_a_late_trigger_past_the_starting_deadline_skips(at, demo, settings):
+    settings.DEMO_STARTING_DEADLINE_SECONDS = "30"
+    at(TICK + timedelta(seconds=31))
+    late = run_task("demo", Trigger.CRON)
+    assert late.skipped
+    assert late.message == (
+        f"Skipped: tick {LABEL} missed its starting deadline (DEMO_STARTING_DEADLINE_SECONDS=30)"
+    )
+    assert run_task("demo", Trigger.COMMAND).status == RunStatus.SUCCEEDED
+
+
+def test_interval_seconds_is_retired(demo, settings):
+    settings.DEMO_INTERVAL_SECONDS = "300"
+    assert "DEMO_INTERVAL_SECONDS is retired: set DEMO_CRON instead" in configuration_error()
+
+
+def test_a_dead_runner_on_this_host_frees_the_task_at_once(at, demo):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    TaskLock.objects.create(
+        task="demo",
+        owner="dead",
+        host=socket.gethostname(),
+        pid=gone.pid,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    stale = TaskRun.objects.create(
+        task="demo", trigger=Trigger.CRON, tick=TICK, started_at=TICK, pid=gone.pid
+    )
+    outcome = run_task("demo", Trigger.SCHEDULER)
+    assert outcome.status == RunStatus.SUCCEEDED
+    stale.refresh_from_db()
+    assert stale.status == RunStatus.FAILED and "Runner stopped" in stale.error
+
+
+def test_missed_ticks_after_a_gap_get_rows_and_one_catch_up_run(at, demo):
+    run_task("demo", Trigger.SCHEDULER)
+    at(TICK + timedelta(minutes=20, seconds=2))  # ticks +5, +10, +15 passed unserved
+    catch_up = run_task("demo", Trigger.CRON)
+    again = run_task("demo", Trigger.SCHEDULER)
+
+    assert catch_up.status == RunStatus.SUCCEEDED and again.skipped
+    assert catch_up.result["missedTicks"] == 3
+    missed = TaskRun.objects.filter(status=RunStatus.MISSED).order_by("tick")
+    assert [r.tick for r in missed] == [TICK + timedelta(minutes=m) for m in (5, 10, 15)]
+
+
+def test_ticks_before_the_first_run_are_never_missed(at, demo):
+    first = run_task("demo", Trigger.SCHEDULER)
+    assert "missedTicks" not in first.result
+    assert not TaskRun.objects.filter(status=RunStatus.MISSED).exists()

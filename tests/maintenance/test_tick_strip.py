@@ -56,3 +56,35 @@ def test_one_query_per_task_whatever_the_runs(demo):
     with CaptureQueriesContext(connection) as few:
         latest_ticks(registry.get("demo"), T0 + timedelta(hours=4))
     assert len(few.captured_queries) <= 2
+
+
+def test_status_speaks_in_ticks_and_a_served_tick_is_healthy(demo):
+    from maintenance.observe.status import task_status
+
+    record(T0, RunStatus.SUCCEEDED, late_ms=400)
+    status = task_status(registry.get("demo"), T0 + timedelta(minutes=2), paused={})
+    assert status["healthy"] is True
+    assert status["lastTick"] == "2026-12-02T10:00:00Z"
+    assert status["lastTickStatus"] == "served"
+    assert status["nextTick"] == "2026-12-02T10:05:00Z"
+    assert status["lateMs"] == 400
+    assert status["intervalSeconds"] == 300
+
+
+def test_an_smtp_failure_after_an_earlier_success_is_unhealthy(demo):
+    from maintenance.observe.status import task_status
+
+    record(T0, RunStatus.SUCCEEDED)
+    record(T0 + timedelta(minutes=5), RunStatus.FAILED)
+    status = task_status(registry.get("demo"), T0 + timedelta(minutes=6), paused={})
+    assert status["healthy"] is False
+    assert status["lastTickStatus"] == "failed"
+
+
+def test_an_unserved_tick_past_its_deadline_is_missed_and_unhealthy(demo):
+    from maintenance.observe.status import task_status
+
+    record(T0, RunStatus.SUCCEEDED)
+    status = task_status(registry.get("demo"), T0 + timedelta(minutes=11), paused={})
+    assert status["healthy"] is False
+    assert status["missedTicks24h"] == 1

@@ -10,7 +10,7 @@ operator paused (`pauses.py`), but a pause held for more than a day carries a `w
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -18,9 +18,14 @@ from django.utils import timezone
 from maintenance import registry
 from maintenance.isotime import iso_utc
 from maintenance.models import RunStatus, TaskLock, TaskPause, TaskRun
+from maintenance.observe.ticks import Tick, latest_ticks
 from maintenance.runs import pauses
 
 STALE_FACTOR = 2
+DAY = timedelta(days=1)
+SERVED = ("served", "late")
+# A strip status as `lastTickStatus` says it: late still served, before the log pending.
+TICK_STATUS_SHOWN = {"late": "served", "skipped": "missed", "": "pending"}
 ABANDONED_SHOWN = 10
 
 
@@ -94,11 +99,14 @@ def task_status(
     last_run = TaskRun.objects.last_run(task.name)
     last_success = TaskRun.objects.last_success(task.name)
     healthy, problem, next_due = health(task, blocked, last_success, now, pause)
+    ticks = latest_ticks(task, now, ticks_in_a_day(task))
+    if pause is None and not blocked:
+        healthy, problem = tick_health(task.name, ticks, last_success)
     return {
         "task": task.name,
         "description": task.description,
         "schedule": task.schedule,
-        "intervalSeconds": int(task.every.total_seconds()),
+        "intervalSeconds": int(task.cron_schedule.typical_gap().total_seconds()),
         "enabled": blocked is None,
         "disabledReason": blocked,
         "lastRun": run_summary(last_run),
@@ -106,10 +114,53 @@ def task_status(
         "nextDue": iso_utc(next_due),
         "healthy": healthy,
         "problem": problem,
+        **tick_summary(task, ticks, now, pause is not None),
         **pause_summary(pause),
         "warning": _pause_warning(pause, now),
         "abandonedRuns": abandoned_runs(task.name, now),
     }
+
+
+def ticks_in_a_day(task: registry.Task) -> int:
+    """How many ticks the last 24 h hold (for `missedTicks24h`), at least one."""
+    return max(1, int(DAY / task.cron_schedule.typical_gap()))
+
+
+def tick_summary(
+    task: registry.Task, ticks: list[Tick], now: datetime, paused: bool
+) -> dict[str, Any]:
+    """The tick fields of a task's status: the current tick, what became of it, the next."""
+    last = ticks[-1]
+    served = next((t for t in reversed(ticks) if t.status in SERVED), None)
+    status = "paused" if paused else TICK_STATUS_SHOWN.get(last.status, last.status)
+    return {
+        "lastTick": iso_utc(last.at),
+        "lastTickStatus": status,
+        "nextTick": iso_utc(task.cron_schedule.next_tick(now)),
+        "missedTicks24h": sum(t.status == "missed" for t in ticks),
+        "lateMs": served.late_ms if served else None,
+    }
+
+
+def tick_health(
+    name: str, ticks: list[Tick], last_success: TaskRun | None
+) -> tuple[bool, str | None]:
+    """Healthy when the latest tick past its deadline was served by a success and the
+    latest finished run (any trigger) did not fail: a failure is never green."""
+    if last_success is None:
+        return False, "has never succeeded"
+    finished = (
+        TaskRun.objects.for_task(name)
+        .filter(status__in=(RunStatus.SUCCEEDED, RunStatus.FAILED))
+        .order_by("-started_at")
+        .first()
+    )
+    if finished is not None and finished.status == RunStatus.FAILED:
+        return False, "the latest run failed"
+    due = next((t for t in reversed(ticks) if t.status != "pending"), None)
+    if due is None or due.status in SERVED or due.status == "":
+        return True, None
+    return False, f"the tick of {iso_utc(due.at)} was {due.status}"
 
 
 def _pause_warning(pause: TaskPause | None, now: datetime) -> str | None:

@@ -12,7 +12,10 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from maintenance import registry
+from maintenance.isotime import iso_utc
 from maintenance.observe.status import duration_text, maintenance_status
+from maintenance.observe.ticks import STRIP_TICKS, Tick, latest_ticks
 from maintenance.runs.pauses import DURATION_CHOICES
 
 register = template.Library()
@@ -95,3 +98,35 @@ def _parse(iso: str | None) -> datetime | None:
     if not iso:
         return None
     return parse_datetime(iso)
+
+
+@register.inclusion_tag("maintenance/tick_strips.html")
+def tick_strips() -> dict[str, Any]:
+    """One row per task on the run log: its latest ticks as coloured cells, oldest first."""
+    now = timezone.now()
+    rows = [
+        {"task": task.name, "ticks": [tick_cell(t) for t in latest_ticks(task, now)]}
+        for task in registry.all_tasks()
+    ]
+    return {"rows": rows, "count": STRIP_TICKS}
+
+
+def tick_cell(tick: Tick) -> dict[str, str]:
+    """A strip cell: the tick, its status, and a sentence a person reads on hover."""
+    when = tick.at.strftime("%H:%M UTC")
+    if tick.status in ("served", "late"):
+        late = f", {tick.late_ms / 1000:.1f} s late" if tick.late_ms is not None else ""
+        title = f"{when}: served by {tick.run.trigger}{late}"
+    elif tick.status == "":
+        title = f"{when}: before the first recorded run"
+    elif tick.run is not None:
+        title = f"{when}: {tick.status} ({tick.run.trigger})"
+    else:
+        title = f"{when}: {tick.status}"
+    # Before the log began is neither served nor missed: `pending` (a neutral cell).
+    return {
+        "iso": iso_utc(tick.at),
+        "status": tick.status or "pending",
+        "title": title,
+        "before": tick.status == "",
+    }

@@ -54,6 +54,10 @@ class Command(BaseCommand):
                 f"{task['intervalSeconds']} s; last success "
                 f"{last['finishedAt'] if last else 'never'}; next due {task['nextDue'] or '-'}"
             )
+            lines.append(
+                f"  {'':<24} last tick {task['lastTick']} {task['lastTickStatus']}; "
+                f"next tick {task['nextTick']}; missed in 24 h {task['missedTicks24h']}"
+            )
             if task["warning"]:
                 lines.append(f"  {'':<24} WARNING: {task['warning']}")
         backlog = ", ".join(f"{k}={v}" for k, v in status["backlog"].items()) or "none"

@@ -173,7 +173,10 @@ def test_two_pruners_at_once_never_count_a_run_twice_or_lose_one(monkeypatch):
 def test_upgrading_keeps_the_runs_the_old_mark_had_counted_counted_once():
     from django.db.migrations.executor import MigrationExecutor
 
-    before, after = [("maintenance", "0005_run_ticks")], [("maintenance", "0007_run_counted")]
+    before, after = (
+        [("maintenance", "0006_one_run_per_tick")],
+        [("maintenance", "0007_run_counted")],
+    )
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     old = executor.loader.project_state(before).apps

@@ -41,7 +41,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from maintenance import registry
 from maintenance.models import RunStatus, RunTally, TaskRun, Trigger
-from maintenance.observe.status import health
+from maintenance.observe.status import current_health
 from maintenance.runs import pauses
 from maintenance.runs.retention import uncounted_finished_runs
 from maintenance.schedules.cron import CronError
@@ -142,7 +142,7 @@ class MaintenanceCollector:
             if latest is not None:
                 family.duration.add_metric([task.name], latest.duration_ms / 1000)
             pause = paused.get(task.name)
-            healthy, _, _ = health(task, task.blocked_reason(), success, now, pause)
+            healthy, _ = current_health(task, now, pause, task.blocked_reason(), success)
             family.healthy.add_metric([task.name], 1 if healthy else 0)
             family.paused.add_metric([task.name], 0 if pause is None else 1)
             for kind, count in task.pending().items():
@@ -185,7 +185,9 @@ class _Families:
             "How late after its tick the task's latest succeeded scheduled run started.",
         )
         self.healthy = _gauge(
-            "healthy", "1 when the task succeeded within twice its interval (or is disabled here)."
+            "healthy",
+            "1 when the latest tick past its deadline was served and the latest run did not"
+            " fail (or the task is paused or disabled here), as status says.",
         )
         self.paused = _gauge("paused", "1 while the task is paused.")
         self.backlog = _gauge("backlog", "Work waiting for the task, by kind.", "kind")

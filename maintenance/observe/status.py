@@ -98,10 +98,9 @@ def task_status(
     blocked = task.blocked_reason()
     last_run = TaskRun.objects.last_run(task.name)
     last_success = TaskRun.objects.last_success(task.name)
-    healthy, problem, next_due = health(task, blocked, last_success, now, pause)
+    _, _, next_due = health(task, blocked, last_success, now, pause)
     ticks = latest_ticks(task, now, ticks_in_a_day(task))
-    if pause is None and not blocked:
-        healthy, problem = tick_health(task.name, ticks, last_success)
+    healthy, problem = current_health(task, now, pause, blocked, last_success, ticks)
     return {
         "task": task.name,
         "description": task.description,
@@ -140,6 +139,24 @@ def tick_summary(
         "missedTicks24h": sum(t.status == "missed" for t in ticks),
         "lateMs": served.late_ms if served else None,
     }
+
+
+def current_health(
+    task: registry.Task,
+    now: datetime,
+    pause: TaskPause | None,
+    blocked: str | None,
+    last_success: TaskRun | None,
+    ticks: list[Tick] | None = None,
+) -> tuple[bool, str | None]:
+    """(healthy, problem) for status and `/metrics` alike. A paused task, or one its gate
+    shuts off here, is healthy: nothing is expected of it. Only the latest two ticks
+    matter (the current one may still be pending), so a caller without the day's ticks
+    reads just those."""
+    if pause is not None or blocked:
+        return True, None
+    ticks = ticks if ticks is not None else latest_ticks(task, now, 2)
+    return tick_health(task.name, ticks, last_success)
 
 
 def tick_health(

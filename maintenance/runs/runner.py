@@ -85,16 +85,16 @@ def _run_registered(
     options: dict[str, Any],
     tick: datetime | None,
 ) -> RunOutcome:
-    if tick is not None:  # the common redundant trigger: one statement, then done
-        served = skip_if_served(task.name, trigger, tick, _where(), _elapsed_ms(started))
-        if served is not None:
-            return served
     pause = pauses.pause_in_force(task.name)
     if pause is not None:
         reason = f"Skipped: {task.name} is {pauses.describe(pause)}"
         outcome = _record_skip(task.name, trigger, started, reason)
         outcome.pause = pause_summary(pause)
         return outcome
+    if tick is not None:  # the common redundant trigger: two more statements, then done
+        served = skip_if_served(task.name, trigger, tick, _where(), _elapsed_ms(started))
+        if served is not None:
+            return served
     reason = task.blocked_reason()
     if reason:
         return _record_skip(task.name, trigger, started, reason, gated=True)

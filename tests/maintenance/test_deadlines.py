@@ -1,0 +1,32 @@
+"""The deadline a run carries: time left, the statement timeout, the timed-out failure."""
+
+import pytest
+
+from maintenance.outcome import TaskFailed
+from maintenance.runs import deadlines
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_deadline_counts_down_and_fails_with_partial_counts():
+    clock = FakeClock()
+    assert deadlines.current() is None
+    with deadlines.deadline_of(2, clock=clock) as deadline:
+        assert deadlines.current() is deadline
+        assert deadline.statement_timeout_ms() == 2000
+        clock.now += 1.5
+        deadline.check({"deleted": 1})
+        assert deadline.statement_timeout_ms() == 500
+        clock.now += 1
+        assert deadline.passed()
+        assert deadline.statement_timeout_ms() == 1
+        with pytest.raises(TaskFailed, match="Timed out after 2 s") as failed:
+            deadline.check({"deleted": 3})
+        assert failed.value.result == {"deleted": 3}
+    assert deadlines.current() is None

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 
-TASK_SETTING_SUFFIXES = ("CRON", "INTERVAL_SECONDS", "HEARTBEAT_URL")
+TASK_SETTING_SUFFIXES = ("CRON", "INTERVAL_SECONDS", "HEARTBEAT_URL", "MAX_RUNTIME_SECONDS")
 TASK_SETTING_NAME = re.compile(rf"[A-Z][A-Z0-9_]*_({'|'.join(TASK_SETTING_SUFFIXES)})")
 
 

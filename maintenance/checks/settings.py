@@ -51,6 +51,7 @@ def task_setting_errors() -> list[Error]:
     errors = []
     for task in registry.all_tasks():
         errors += _cron_errors(task) + _interval_errors(task) + _heartbeat_errors(task)
+        errors += _max_runtime_errors(task)
     return errors
 
 
@@ -85,6 +86,23 @@ def _interval_errors(task: registry.Task) -> list[Error]:
             hint=f"Set {prefix}_INTERVAL_SECONDS to a number of seconds from "
             f"{MIN_INTERVAL_SECONDS} to {LARGEST_NUMBER}, e.g. "
             f"{int(task.interval.total_seconds())}.",
+            id=E002,
+        )
+    ]
+
+
+def _max_runtime_errors(task: registry.Task) -> list[Error]:
+    seconds = task_setting(task.name, "MAX_RUNTIME_SECONDS")
+    if seconds is None or _interval(seconds):
+        return []
+    prefix = task.name.upper()
+    return [
+        Error(
+            f"{prefix}_MAX_RUNTIME_SECONDS is {seconds!r}, not a number of seconds of at "
+            f"least {MIN_INTERVAL_SECONDS}.",
+            hint=f"Set {prefix}_MAX_RUNTIME_SECONDS to a number of seconds from "
+            f"{MIN_INTERVAL_SECONDS} to {LARGEST_NUMBER}, e.g. "
+            f"{int(task.max_runtime.total_seconds())}.",
             id=E002,
         )
     ]

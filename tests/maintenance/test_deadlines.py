@@ -2,6 +2,7 @@
 
 import pytest
 
+from maintenance.checks.settings import task_setting_errors
 from maintenance.outcome import TaskFailed
 from maintenance.runs import deadlines
 
@@ -30,3 +31,12 @@ def test_deadline_counts_down_and_fails_with_partial_counts():
             deadline.check({"deleted": 3})
         assert failed.value.result == {"deleted": 3}
     assert deadlines.current() is None
+
+
+def test_a_max_runtime_that_cannot_work_is_refused(settings, demo):
+    prefix = "DEMO"
+    setattr(settings, f"{prefix}_MAX_RUNTIME_SECONDS", "0")
+    errors = [e for e in task_setting_errors() if "MAX_RUNTIME_SECONDS" in e.msg]
+    assert [e.id for e in errors] == ["maintenance.E002"]
+    setattr(settings, f"{prefix}_MAX_RUNTIME_SECONDS", "90")
+    assert not [e for e in task_setting_errors() if "MAX_RUNTIME_SECONDS" in e.msg]

@@ -11,7 +11,7 @@ and drops it at the end. For each size it fills BOTH cleanup tables (`oauth_pkce
 `mcp_oauth_sessions`) to that many rows each, half of them expired (the backlog a stalled
 cleanup leaves, the worst case for counting), with `--emails` scheduled emails (70 % sent,
 15 % pending in the future, 8 % due, 4 % failed, 3 % cancelled) and a run log of `--runs`
-rows spread over the 30 days of retention, counted into the tallies up to an hour ago (what
+rows spread over the 30 days of retention, counted into the tallies (what
 the hourly prune does). After VACUUM ANALYZE (what autovacuum keeps up in production) it
 times, through Django's full request stack,
 `--scrapes` calls each of `GET /metrics`, `GET /api/maintenance/status` and the
@@ -203,7 +203,7 @@ def grow_cleanup_tables(loaded: int, size: int) -> None:
 
 
 def settle() -> None:
-    """Statistics fresh and the run log counted up to an hour ago, as autovacuum and the
+    """Statistics fresh and the run log counted into the tallies, as autovacuum and the
     hourly prune keep them in production."""
     from maintenance.runs.retention import fold_run_counts
 

@@ -59,6 +59,9 @@ class TaskRun(models.Model):
     # The schedule's tick this run aims at (scheduled triggers); null for manual runs.
     tick = models.DateTimeField(null=True, blank=True)
     late_ms = models.BigIntegerField(null=True, blank=True)  # started_at minus tick
+    # Added to `RunTally` (retention folds finished runs before pruning); only counted
+    # rows are ever pruned, so `runs_total` never loses a run.
+    counted = models.BooleanField(default=False)
 
     objects = TaskRunQuerySet.as_manager()
 
@@ -71,6 +74,9 @@ class TaskRun(models.Model):
             ),
             models.Index(fields=["started_at"], name="task_runs_started_idx"),
             models.Index(fields=["task", "-tick"], name="task_runs_task_tick_idx"),
+            models.Index(
+                fields=["status"], condition=models.Q(counted=False), name="task_runs_uncounted_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -80,11 +86,11 @@ class TaskRun(models.Model):
 class RunTally(models.Model):
     """Finished runs counted out of the run log, per task, trigger and status.
 
-    Runs that started before `RunTallyMark.counted_before` are counted here, the later ones
-    in the log itself; retention moves the mark forward (adding the runs it passes to these
-    counts, in one transaction) and deletes only rows behind it. So
-    `pluggedin_maintenance_runs_total` (tallies plus the log past the mark) never goes
-    backwards, and a scrape counts only the last hours of the log, whatever its size.
+    Runs flagged `TaskRun.counted` are counted here, the others in the log itself;
+    retention flags finished runs and adds them to these counts in one transaction, and
+    deletes only flagged rows. So `pluggedin_maintenance_runs_total` (tallies plus the
+    unflagged finished runs) never goes backwards, and a scrape counts only the few runs
+    since the last prune, whatever the log's size.
     At most one row per (task, trigger, status): a few dozen rows.
     """
 
@@ -101,18 +107,6 @@ class RunTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} {self.trigger} {self.status}: {self.count} counted out of the log"
-
-
-class RunTallyMark(models.Model):
-    """One row: runs that started before `counted_before` are counted in `RunTally`."""
-
-    counted_before = models.DateTimeField()
-
-    class Meta:
-        db_table = "maintenance_run_tally_mark"
-
-    def __str__(self) -> str:
-        return f"runs counted before {self.counted_before:%Y-%m-%d %H:%M:%S}"
 
 
 class TaskLockQuerySet(models.QuerySet):

@@ -5,22 +5,27 @@ A custom `prometheus_client` collector reads the figures from the database on ea
 every gunicorn worker and every host answers the same, and a scrape balanced across them
 never sees a counter jump or go backwards. Families, each labelled by `task`:
 
-- `pluggedin_maintenance_task_info` (gauge 1; `schedule`, `interval_seconds`)
+- `pluggedin_maintenance_task_info` (gauge 1; `schedule`, `interval_seconds`: the
+  schedule's typical gap between ticks)
 - `pluggedin_maintenance_last_success_timestamp_seconds`,
   `pluggedin_maintenance_last_failure_timestamp_seconds` (the run's `finished_at`; no
   sample for a task that never succeeded / never failed)
 - `pluggedin_maintenance_last_run_duration_seconds` (the latest run that took the task)
 - `pluggedin_maintenance_runs_total` (counter; `trigger`, `status`): finished runs, skips
   included; runs counted out of the log stay counted through `RunTally` (`retention.py`)
+- `pluggedin_maintenance_missed_ticks_total` (counter): runs with status `missed` (ticks no
+  run served), counted through the same tallies as `runs_total`, so it never goes down
+- `pluggedin_maintenance_last_tick_lateness_seconds` (gauge): how late after its tick the
+  latest succeeded run with a tick started (`late_ms`); no sample before the first
 - `pluggedin_maintenance_healthy` (1/0, as the status endpoint's `healthy`)
 - `pluggedin_maintenance_paused` (1/0, a pause in `maintenance_task_pauses` in force)
 - `pluggedin_maintenance_backlog` (gauge; `kind`): each task's declared backlog, bounded
   (`counts.py`)
 
 A scrape is a fixed number of queries whatever the table sizes: one for the latest runs
-(indexed), one for the pauses in force, one for the run counts (a few dozen tallies plus
-the last hour or two of the log, through its `started_at` index), and the bounded backlog
-counts.
+(indexed), one for the latest ticked successes (indexed), one for the pauses in force, one
+for the run counts (a few dozen tallies plus the runs finished since the last prune,
+through the partial index on uncounted rows), and the bounded backlog counts.
 """
 
 from __future__ import annotations
@@ -28,39 +33,32 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-from django.db.models import Count, DateTimeField, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Subquery
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from maintenance import registry
-from maintenance.models import RunStatus, RunTally, RunTallyMark, TaskRun, Trigger
+from maintenance.models import RunStatus, RunTally, TaskRun, Trigger
 from maintenance.observe.status import health
 from maintenance.runs import pauses
-from maintenance.runs.retention import START_OF_TIME
+from maintenance.runs.retention import uncounted_finished_runs
+from maintenance.schedules.cron import CronError
 
 PREFIX = "pluggedin_maintenance_"
 FINISHED = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED]
 
 
 def finished_run_counts() -> Counter[tuple[str, str, str]]:
-    """Finished runs per (task, trigger, status): the tallies, plus the runs in the log that
-    started after the mark (the last hour or two; see `retention.fold_run_counts`).
+    """Finished runs per (task, trigger, status): the tallies, plus the finished runs in the
+    log not yet counted into them (those since the last prune; see
+    `retention.fold_run_counts`).
 
-    One statement (a UNION reading the mark in a subquery), so it sees one snapshot: a fold
-    committing meanwhile moves runs from the log to the tallies without the sum counting
-    them twice or not at all."""
-    mark = Coalesce(
-        Subquery(RunTallyMark.objects.order_by("pk").values("counted_before")[:1]),
-        Value(START_OF_TIME),
-        output_field=DateTimeField(),
-    )
+    One statement (a UNION), so it sees one snapshot: a fold committing meanwhile moves runs
+    from the log to the tallies without the sum counting them twice or not at all."""
     in_log = (
-        TaskRun.objects.filter(started_at__gte=mark)
-        .exclude(status=RunStatus.RUNNING)
-        .order_by()
+        uncounted_finished_runs()
         .values_list("task", "trigger", "status")
         .annotate(runs=Count("pk"))
     )
@@ -89,6 +87,34 @@ def last_outcomes(tasks: list[str]) -> dict[tuple[str, str], TaskRun]:
     return {(run.task, run.status): run for run in TaskRun.objects.filter(pk__in=latest)}
 
 
+def last_tick_lateness(tasks: list[str]) -> dict[str, int]:
+    """`late_ms` of each task's latest succeeded run with a tick, in one statement: a scalar
+    subquery per task, one step down the (task, tick) index."""
+    latest = [
+        Subquery(
+            TaskRun.objects.filter(task=task, status=RunStatus.SUCCEEDED, tick__isnull=False)
+            .order_by("-tick", "-id")
+            .values("pk")[:1]
+        )
+        for task in tasks
+    ]
+    if not latest:
+        return {}
+    rows = TaskRun.objects.filter(pk__in=latest, late_ms__isnull=False).values_list(
+        "task", "late_ms"
+    )
+    return dict(rows)
+
+
+def interval_seconds(task: registry.Task) -> int:
+    """The schedule's typical gap between ticks; the in-process interval for a schedule
+    that does not parse (E002 reports it), so a scrape never fails on it."""
+    try:
+        return int(task.cron_schedule.typical_gap().total_seconds())
+    except CronError:
+        return int(task.every.total_seconds())
+
+
 class MaintenanceCollector:
     """Reads the families above from the database on each `collect()`."""
 
@@ -98,11 +124,11 @@ class MaintenanceCollector:
         paused = pauses.pauses_in_force(now)
         runs = finished_run_counts()
         outcomes = last_outcomes([task.name for task in tasks])
+        lateness = last_tick_lateness([task.name for task in tasks])
         family = _Families()
         for task in tasks:
-            family.info.add_metric(
-                [task.name, task.schedule, str(int(task.every.total_seconds()))], 1
-            )
+            family.info.add_metric([task.name, task.schedule, str(interval_seconds(task))], 1)
+            family.add_tick_figures(task.name, runs, lateness.get(task.name))
             success = outcomes.get((task.name, RunStatus.SUCCEEDED))
             failure = outcomes.get((task.name, RunStatus.FAILED))
             for run, gauge in ((success, family.last_success), (failure, family.last_failure)):
@@ -149,11 +175,31 @@ class _Families:
             "Finished runs of the task (skips included), by trigger and status.",
             labels=["task", "trigger", "status"],
         )
+        self.missed = CounterMetricFamily(
+            PREFIX + "missed_ticks_total",
+            "Ticks of the task's schedule that no run served.",
+            labels=["task"],
+        )
+        self.lateness = _gauge(
+            "last_tick_lateness_seconds",
+            "How late after its tick the task's latest succeeded scheduled run started.",
+        )
         self.healthy = _gauge(
             "healthy", "1 when the task succeeded within twice its interval (or is disabled here)."
         )
         self.paused = _gauge("paused", "1 while the task is paused.")
         self.backlog = _gauge("backlog", "Work waiting for the task, by kind.", "kind")
+
+    def add_tick_figures(
+        self, task: str, runs: Counter[tuple[str, str, str]], late_ms: int | None
+    ) -> None:
+        """Missed ticks (every trigger's `missed` runs) and the latest ticked lateness."""
+        missed = sum(
+            n for (name, _, status), n in runs.items() if (name, status) == (task, "missed")
+        )
+        self.missed.add_metric([task], missed)
+        if late_ms is not None:
+            self.lateness.add_metric([task], late_ms / 1000)
 
     def all(self) -> list[Metric]:
         return list(vars(self).values())

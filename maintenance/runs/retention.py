@@ -2,12 +2,15 @@
 task runs themselves, so the log never grows without bound and needs no task of its own.
 
 After a successful run the runner calls `maybe_prune`, which does work at most once per
-MAINTENANCE_RUN_PRUNE_INTERVAL_SECONDS in a process. It first counts the finished runs
-that started before `FOLD_LAG` ago into `RunTally` and moves the mark past them, in one
-transaction (`fold_run_counts`); `/metrics` adds the tallies to the runs after the mark,
-so its runs counter never goes backwards and never has to count the whole log. Then it
-deletes rows past retention, only ever behind the mark, in batches (`purge_expired`):
-one indexed `EXISTS` query unless something is due.
+MAINTENANCE_RUN_PRUNE_INTERVAL_SECONDS in a process. It first counts every finished run
+not yet counted into `RunTally` and flags it `counted`, in one transaction per batch
+(`fold_run_counts`); `/metrics` adds the tallies to the finished runs not yet counted, so
+its runs counter never goes backwards and never has to count the whole log. Then it
+deletes rows past retention, only counted ones (and runs that never finished), in batches.
+
+Each row carries its own flag, rather than the log being counted up to a moving time mark,
+because rows can land behind any mark: written late with an old `started_at` (a `missed`
+row for an old tick) or backdated. A mark would never count them and then delete them.
 """
 
 from __future__ import annotations
@@ -15,24 +18,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from datetime import datetime, timedelta
 
-from django.db import transaction
-from django.db.models import Count, F
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from maintenance.conf import maintenance_settings
-from maintenance.models import RunStatus, RunTally, RunTallyMark, TaskRun
+from maintenance.models import RunStatus, RunTally, TaskRun
 from maintenance.observe.log_events import RUNS_PRUNE_FAILED, RUNS_PRUNED, log_event
-from maintenance.tables.purge import purge_expired
 
 logger = logging.getLogger("maintenance.retention")
 
-# Runs are counted out of the log once they started this long ago: by then every run has
-# finished (a task's lock lease and max_runtime are minutes). A run still unfinished at
-# the mark (a crashed runner's row) is never counted, as it never finished.
-FOLD_LAG = timedelta(hours=1)
-START_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+FOLD_BATCH = 5000  # runs counted per transaction: short row locks, bounded memory
 
 _lock = threading.Lock()
 _last_attempt: float | None = None
@@ -46,53 +45,82 @@ def cutoff(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - timedelta(days=retention_days())
 
 
-def counted_before() -> datetime:
-    """Runs that started before this are counted in `RunTally`, not in the log."""
-    mark = RunTallyMark.objects.order_by("pk").first()
-    return mark.counted_before if mark else START_OF_TIME
+def uncounted_finished_runs() -> QuerySet[TaskRun]:
+    """Finished runs (every status but `running`) not yet added to `RunTally`: through the
+    partial index on `counted = false`, a small set, as every prune counts them first."""
+    return TaskRun.objects.filter(counted=False).exclude(status=RunStatus.RUNNING).order_by()
 
 
 def fold_run_counts(now: datetime | None = None) -> int:
-    """Add the finished runs that started between the mark and `FOLD_LAG` ago to the
-    tallies and move the mark there, in one transaction; returns how many runs. Two
-    processes folding at once take turns on the mark row and never count a run twice."""
-    new_mark = (now or timezone.now()) - FOLD_LAG
+    """Add every finished run not yet counted to the tallies and flag it counted; returns
+    how many runs. `now` is accepted for callers that pass their clock; counting does not
+    depend on time. Runs are counted whatever their `started_at`, so a row written late
+    or backdated is counted all the same."""
+    total = 0
+    while True:
+        folded, seen = _fold_batch()
+        total += folded
+        if seen < FOLD_BATCH:
+            return total
+
+
+def _fold_batch() -> tuple[int, int]:
+    """One transaction: lock a batch of uncounted runs (skipping rows another pruner holds
+    on PostgreSQL), flip their flag only where it is still false, and add exactly the rows
+    flipped to the tallies. The guarded UPDATE makes two pruners at once never count a row
+    twice, on SQLite too (its first write serialises the rest of the transaction); tallies
+    are bumped in a fixed order with F() so concurrent folds never deadlock or lose one."""
     with transaction.atomic():
-        mark, _ = RunTallyMark.objects.select_for_update().get_or_create(
-            pk=1, defaults={"counted_before": START_OF_TIME}
-        )
-        if new_mark <= mark.counted_before:
-            return 0
-        finished = (
-            TaskRun.objects.filter(started_at__gte=mark.counted_before, started_at__lt=new_mark)
-            .exclude(status=RunStatus.RUNNING)
-            .order_by()
-            .values_list("task", "trigger", "status")
-            .annotate(runs=Count("pk"))
-        )
-        total = 0
-        for task, trigger, status, runs in finished:
-            RunTally.objects.get_or_create(task=task, trigger=trigger, status=status)
-            RunTally.objects.filter(task=task, trigger=trigger, status=status).update(
-                count=F("count") + runs
+        batch = uncounted_finished_runs().order_by("pk")
+        if connection.features.has_select_for_update_skip_locked:
+            batch = batch.select_for_update(skip_locked=True)
+        rows = list(batch.values_list("pk", "task", "trigger", "status")[:FOLD_BATCH])
+        groups: dict[tuple[str, str, str], list[int]] = {}
+        for pk, task, trigger, status in rows:
+            groups.setdefault((task, trigger, status), []).append(pk)
+        flipped: Counter[tuple[str, str, str]] = Counter()
+        for key in sorted(groups):
+            flipped[key] = TaskRun.objects.filter(pk__in=groups[key], counted=False).update(
+                counted=True
             )
-            total += runs
-        mark.counted_before = new_mark
-        mark.save(update_fields=["counted_before"])
-    return total
+        for (task, trigger, status), runs in sorted(flipped.items()):
+            if runs:
+                RunTally.objects.get_or_create(task=task, trigger=trigger, status=status)
+                RunTally.objects.filter(task=task, trigger=trigger, status=status).update(
+                    count=F("count") + runs
+                )
+    return sum(flipped.values()), len(rows)
+
+
+def prunable(now: datetime | None = None) -> QuerySet[TaskRun]:
+    """Rows past retention that may go: counted runs, and runs still `running` that long
+    after they started (a crashed runner's row, which never finishes and is never counted)."""
+    return TaskRun.objects.filter(
+        Q(counted=True) | Q(status=RunStatus.RUNNING), started_at__lt=cutoff(now)
+    ).order_by()
 
 
 def prune_run_log(now: datetime | None = None) -> int:
-    """Count runs out of the log, then delete rows that started before the retention
-    cutoff (never past the mark); 0 deleted when retention is off
-    (MAINTENANCE_RUN_RETENTION_DAYS <= 0 keeps every row)."""
+    """Count runs out of the log, then delete prunable rows in batches; 0 deleted when
+    retention is off (MAINTENANCE_RUN_RETENTION_DAYS <= 0 keeps every row). Each batch's
+    DELETE repeats the condition, so a row is never deleted uncounted even if it changed
+    since the batch was picked."""
     fold_run_counts(now)
     if retention_days() <= 0:
         return 0
-    before = min(cutoff(now), counted_before())
-    if not TaskRun.objects.filter(started_at__lt=before).exists():
+    expired = prunable(now)
+    if not expired.exists():
         return 0
-    deleted = purge_expired(TaskRun, before, field="started_at")
+    batch_size = maintenance_settings.MAINTENANCE_DELETE_BATCH_SIZE
+    deleted = 0
+    while True:
+        keys = list(expired.order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not keys:
+            break
+        gone, _ = expired.filter(pk__in=keys).delete()
+        deleted += gone
+        if len(keys) < batch_size:
+            break
     log_event(logger, logging.INFO, RUNS_PRUNED, deleted=deleted, retention_days=retention_days())
     return deleted
 

@@ -7,8 +7,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
+from maintenance.isotime import iso_utc
 from maintenance.schedules.exports import FORMATS, Export, ExportOptions, ScheduleError, export
+from maintenance.schedules.upcoming import UpcomingError, instant, tasks_named, tick_count, upcoming
 
 DEFAULTS = ExportOptions(app_dir="", python="", user="")
 
@@ -23,9 +26,21 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument(
-            "--format", required=True, metavar="FORMAT", help=f"One of {', '.join(FORMATS)}."
+        mode = parser.add_mutually_exclusive_group(required=True)
+        mode.add_argument("--format", metavar="FORMAT", help=f"One of {', '.join(FORMATS)}.")
+        mode.add_argument(
+            "--next",
+            metavar="N",
+            help="Instead of an export: the next N ticks of each task named (every task when "
+            "none is), one 'TASK<TAB>ISO 8601 UTC' line each. Reads no database.",
         )
+        parser.add_argument(
+            "--from",
+            dest="after",
+            metavar="ISO8601",
+            help="--next: count ticks after this instant (default: now; no offset means UTC).",
+        )
+        parser.add_argument("tasks", nargs="*", metavar="TASK", help="--next: the tasks.")
         parser.add_argument(
             "--output", metavar="DIR", help="Write the files into DIR (created if missing)."
         )
@@ -62,8 +77,13 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args: Any, format: str, output: str | None, python: str, **options: Any
+        self, *args: Any, format: str | None, output: str | None, python: str, **options: Any
     ) -> None:
+        if format is None:
+            self.print_upcoming(options["next"], options["after"], options["tasks"])
+            return
+        if options["tasks"] or options["after"]:
+            raise CommandError("TASK and --from go with --next, not --format")
         target = ExportOptions(
             # systemd wants absolute paths; a bare interpreter name is looked up on PATH
             app_dir=os.path.abspath(options["app_dir"]),
@@ -83,6 +103,18 @@ class Command(BaseCommand):
             self.write_files(result, Path(output))
         else:
             self.stdout.write(self.as_text(result), ending="")
+
+    def print_upcoming(self, count: str, after: str | None, names: list[str]) -> None:
+        try:
+            rows = upcoming(
+                tasks_named(names),
+                instant(after) if after else timezone.now(),
+                tick_count(count),
+            )
+        except UpcomingError as exc:
+            raise CommandError(str(exc)) from None
+        for name, tick in rows:
+            self.stdout.write(f"{name}\t{iso_utc(tick)}")
 
     def as_text(self, result: Export) -> str:
         """One file as it is; several each under a `# NAME` line."""

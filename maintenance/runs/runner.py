@@ -36,6 +36,7 @@ from maintenance.observe.redaction import redact
 from maintenance.observe.status import pause_summary
 from maintenance.outcome import RunOutcome, TaskFailed
 from maintenance.runs import pauses, retention
+from maintenance.runs.deadlines import deadline_of
 from maintenance.runs.locks import task_lock
 from maintenance.runs.reconnect import on_a_working_connection
 
@@ -92,7 +93,7 @@ def _run_registered(
     reason = task.blocked_reason()
     if reason:
         return _record_skip(task.name, trigger, started, reason, gated=True)
-    with task_lock(task.name) as claim:
+    with task_lock(task.name, deadline_seconds=task.max_runtime_seconds) as claim:
         if not claim:
             reason = f"Skipped: another runner is already running {task.name} ({claim.holder})"
             return _record_skip(task.name, trigger, started, reason)
@@ -106,7 +107,8 @@ def _run_registered(
         log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
         notify_started(task, run)
         try:
-            result = dict(task.func(**options))
+            with deadline_of(task.max_runtime_seconds):
+                result = dict(task.func(**options))
         except Exception as exc:
             outcome = _failure(task.name, trigger, started, exc, run=run)
         else:

@@ -40,3 +40,33 @@ def test_a_max_runtime_that_cannot_work_is_refused(settings, demo):
     assert [e.id for e in errors] == ["maintenance.E002"]
     setattr(settings, f"{prefix}_MAX_RUNTIME_SECONDS", "90")
     assert not [e for e in task_setting_errors() if "MAX_RUNTIME_SECONDS" in e.msg]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_carries_the_deadline_in_force(settings, isolated_registry):
+    from maintenance.runs.runner import run_task
+    from tests.factories import fake_task
+
+    def report(**options):
+        return {"seconds": deadlines.current().seconds}
+
+    isolated_registry.register(fake_task(func=report, message="{seconds}"))
+    assert run_task("demo", "command").result == {"seconds": 1800}
+    settings.DEMO_MAX_RUNTIME_SECONDS = "45"
+    assert run_task("demo", "command").result == {"seconds": 45}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lease_is_not_renewed_past_the_deadline_and_its_grace(settings, monkeypatch):
+    import time
+    from datetime import timedelta
+
+    from maintenance.models import TaskLock
+    from maintenance.runs import locks
+
+    settings.MAINTENANCE_LOCK_LEASE_SECONDS = 0.3
+    monkeypatch.setattr(locks, "DEADLINE_GRACE", timedelta(seconds=0.1))
+    with locks.task_lock("demo", deadline_seconds=0.1) as claim:
+        time.sleep(0.6)  # several renewals
+        lock = TaskLock.objects.get(task="demo")
+    assert lock.expires_at == claim.since + timedelta(seconds=0.2)

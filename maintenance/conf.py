@@ -28,7 +28,13 @@ from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 
 # INTERVAL_SECONDS is retired (E002 names it) but still read, so the check can see it.
-TASK_SETTING_SUFFIXES = ("CRON", "STARTING_DEADLINE_SECONDS", "HEARTBEAT_URL", "INTERVAL_SECONDS")
+TASK_SETTING_SUFFIXES = (
+    "CRON",
+    "STARTING_DEADLINE_SECONDS",
+    "MAX_RUNTIME_SECONDS",
+    "HEARTBEAT_URL",
+    "INTERVAL_SECONDS",
+)
 TASK_SETTING_NAME = re.compile(rf"[A-Z][A-Z0-9_]*_({'|'.join(TASK_SETTING_SUFFIXES)})")
 
 

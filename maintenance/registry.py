@@ -120,6 +120,12 @@ class Task:
         return cron.parse(self.schedule)
 
     @property
+    def max_runtime_seconds(self) -> float:
+        """The deadline in force: `<NAME>_MAX_RUNTIME_SECONDS`, else the declared default."""
+        seconds = task_setting(self.name, "MAX_RUNTIME_SECONDS")
+        return float(seconds) if seconds else self.max_runtime.total_seconds()
+
+    @property
     def every(self) -> timedelta:
         """The typical gap between two ticks of the schedule in force."""
         return self.cron_schedule.typical_gap()

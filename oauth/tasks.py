@@ -8,6 +8,7 @@ from django.db import models
 
 from maintenance.registry import DRY_RUN, Task, register
 from maintenance.tables.counts import bounded_count
+from maintenance.tables.purge import PurgeTimedOut
 from oauth.models import OAuthSession, PKCEState
 
 
@@ -23,7 +24,10 @@ def cleanup_oauth_sessions(*, dry_run: bool = False) -> dict[str, int | bool]:
 
 def _delete_expired(model: type[models.Model], *, dry_run: bool) -> dict[str, int | bool]:
     """Both cleanups share one result shape: `deletedCount`, plus `expiredCount` on a dry run."""
-    count = model.objects.delete_expired(dry_run=dry_run)
+    try:
+        count = model.objects.delete_expired(dry_run=dry_run)
+    except PurgeTimedOut as stopped:
+        raise stopped.deadline.failure({"deletedCount": stopped.deleted}) from stopped
     if dry_run:
         return {"deletedCount": 0, "expiredCount": count, "dryRun": True}
     return {"deletedCount": count}

@@ -115,6 +115,10 @@ class BatchSender:
         """The loop over the batch's messages, one at a time; between two messages (the
         top of the loop) nothing is in flight but the previous message's verdict."""
         for index, email in enumerate(sendable):
+            if time.monotonic() >= self.deadline:  # the run's deadline or time budget
+                claims.release(sendable[index:])
+                self.stopped = True
+                return
             if not self._send_one(email, sendable[index:], until):
                 if index == 0:  # other runners hold the next slots: let them go first
                     time.sleep(max(0.0, min(self._limiter.spacing, until - time.monotonic())))

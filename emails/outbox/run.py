@@ -6,7 +6,9 @@ known; the order of a batch is drawn in `emails/outbox/__init__.py`. When the SM
 server cannot be reached, the claimed rows are backed off (the attempt counts) and the
 run stops instead of hammering a server that is down; nothing is marked sent, and the run
 fails (`TaskFailed`) with the counts of what did go out. A reply refusing one message is
-that message's failure, never the run's.
+that message's failure, never the run's. A run that reaches its deadline
+(`<TASK>_MAX_RUNTIME_SECONDS`) hands the unsent rest of its batch back, as at the end of
+its time budget, and fails as timed out with the same counts.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from emails.models import ScheduledEmail
 from emails.outbox import claims
 from emails.outbox.batch import BatchSender, SmtpUnavailable
 from maintenance.outcome import TaskFailed
+from maintenance.runs.deadlines import current
 
 
 def process_scheduled_emails(
@@ -29,10 +32,13 @@ def process_scheduled_emails(
         Returns `sent`, `failed` (attempts that failed this run, retried later or given up),
         `cancelled` (opted out, deactivated, too late) and `remaining` (due or in flight after
         the run). `now` pins the clock, for tests. Raises `TaskFailed`, carrying the same counts,
-    when the SMTP server cannot be reached.
+    when the SMTP server cannot be reached or the run's deadline has passed.
     """
     limit = limit or email_settings.SCHEDULED_EMAILS_LIMIT
     budget = max_seconds or email_settings.SCHEDULED_EMAILS_MAX_SECONDS
+    run_deadline = current()
+    if run_deadline is not None:  # the run's deadline, when sooner than the time budget
+        budget = min(budget, run_deadline.remaining())
     sender = BatchSender(deadline=time.monotonic() + budget, now=now)
     sender.counts.cancelled = cancel_unsendable(sender.now())
     claimed = 0
@@ -48,7 +54,10 @@ def process_scheduled_emails(
         except SmtpUnavailable as outage:
             counts = {**sender.counts.as_dict(), "remaining": remaining(now)}
             raise TaskFailed(str(outage), counts) from outage
-    return {**sender.counts.as_dict(), "remaining": remaining(now)}
+    counts = {**sender.counts.as_dict(), "remaining": remaining(now)}
+    if run_deadline is not None and run_deadline.passed():
+        raise run_deadline.failure(counts)
+    return counts
 
 
 def cancel_unsendable(now: datetime) -> int:

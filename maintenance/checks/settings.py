@@ -51,7 +51,7 @@ def task_setting_errors() -> list[Error]:
     errors = []
     for task in registry.all_tasks():
         errors += _cron_errors(task) + _interval_errors(task) + _deadline_errors(task)
-        errors += _heartbeat_errors(task)
+        errors += _heartbeat_errors(task) + _max_runtime_errors(task)
     return errors
 
 
@@ -99,6 +99,23 @@ def _deadline_errors(task: registry.Task) -> list[Error]:
             f"at least {MIN_INTERVAL_SECONDS}.",
             hint=f"Set {prefix}_STARTING_DEADLINE_SECONDS to a number of seconds from "
             f"{MIN_INTERVAL_SECONDS} to {LARGEST_NUMBER}, or unset it (until the next tick).",
+            id=E002,
+        )
+    ]
+
+
+def _max_runtime_errors(task: registry.Task) -> list[Error]:
+    seconds = task_setting(task.name, "MAX_RUNTIME_SECONDS")
+    if seconds is None or _interval(seconds):
+        return []
+    prefix = task.name.upper()
+    return [
+        Error(
+            f"{prefix}_MAX_RUNTIME_SECONDS is {seconds!r}, not a number of seconds of at "
+            f"least {MIN_INTERVAL_SECONDS}.",
+            hint=f"Set {prefix}_MAX_RUNTIME_SECONDS to a number of seconds from "
+            f"{MIN_INTERVAL_SECONDS} to {LARGEST_NUMBER}, e.g. "
+            f"{int(task.max_runtime.total_seconds())}.",
             id=E002,
         )
     ]

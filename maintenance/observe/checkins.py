@@ -40,7 +40,7 @@ def monitor_config(task: Task) -> dict[str, Any]:
     return {
         "schedule": {"type": "crontab", "value": task.schedule},
         "checkin_margin": margin,
-        "max_runtime": _minutes(task.max_runtime.total_seconds()),
+        "max_runtime": _minutes(task.max_runtime_seconds),
         "timezone": "UTC",
     }
 

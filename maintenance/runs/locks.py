@@ -36,6 +36,9 @@ from maintenance.runs.reconnect import on_a_working_connection
 
 logger = logging.getLogger(__name__)
 
+# How long past its deadline a run keeps its lease: time to record its timed-out end.
+DEADLINE_GRACE = timedelta(seconds=30)
+
 
 @dataclass
 class Claim:
@@ -53,15 +56,21 @@ class Claim:
 
 
 @contextmanager
-def task_lock(task: str) -> Iterator[Claim]:
-    """Hold `task` for the block when no other runner does; yield the `Claim`."""
+def task_lock(task: str, deadline_seconds: float | None = None) -> Iterator[Claim]:
+    """Hold `task` for the block when no other runner does; yield the `Claim`.
+
+    With `deadline_seconds` (the run's max runtime) the lease is never renewed past it plus
+    `DEADLINE_GRACE`, so a run stuck beyond its deadline lets the next runner in."""
     owner = uuid.uuid4().hex
     lease = timedelta(seconds=maintenance_settings.MAINTENANCE_LOCK_LEASE_SECONDS)
     since = timezone.now()
     if not _take(task, owner, since, lease):
         yield Claim(held=False, holder=_holder(task))
         return
-    renewal = _Renewal(task, owner, lease)
+    last = None
+    if deadline_seconds is not None:
+        last = since + timedelta(seconds=deadline_seconds) + DEADLINE_GRACE
+    renewal = _Renewal(task, owner, lease, last)
     renewal.start()
     try:
         yield Claim(held=True, since=since)
@@ -122,8 +131,10 @@ def _release(task: str, owner: str) -> None:
 class _Renewal:
     """Extends the lease every third of its length until stopped, on its own connection."""
 
-    def __init__(self, task: str, owner: str, lease: timedelta) -> None:
-        self.task, self.owner, self.lease = task, owner, lease
+    def __init__(
+        self, task: str, owner: str, lease: timedelta, last: datetime | None = None
+    ) -> None:
+        self.task, self.owner, self.lease, self.last = task, owner, lease, last
         self.every = max(lease.total_seconds() / 3, 0.1)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-renewal-{task}", daemon=True)
@@ -144,7 +155,10 @@ class _Renewal:
 
     def _renew(self) -> None:
         try:
-            if TaskLock.objects.renew(self.task, self.owner, timezone.now() + self.lease):
+            until = timezone.now() + self.lease
+            if self.last is not None:
+                until = min(until, self.last)
+            if TaskLock.objects.renew(self.task, self.owner, until):
                 return
             reason = "the lease lapsed and another runner took the task"
         except DatabaseError as exc:

@@ -35,6 +35,7 @@ from maintenance.observe.redaction import redact
 from maintenance.observe.status import pause_summary
 from maintenance.outcome import RunOutcome, TaskFailed
 from maintenance.runs import clock, pauses, retention
+from maintenance.runs.deadlines import deadline_of
 from maintenance.runs.locks import task_lock
 from maintenance.runs.reconnect import on_a_working_connection
 from maintenance.runs.served_ticks import TICK_SERVED, served_reason, skip_if_served, tick_label
@@ -101,7 +102,7 @@ def _run_registered(
     late = _past_deadline(task, tick)
     if late:
         return _record_skip(task.name, trigger, started, late)
-    with task_lock(task.name) as claim:
+    with task_lock(task.name, deadline_seconds=task.max_runtime_seconds) as claim:
         if not claim:
             reason = f"Skipped: another runner is already running {task.name} ({claim.holder})"
             outcome = _record_skip(task.name, trigger, started, reason)
@@ -118,7 +119,8 @@ def _run_registered(
         log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
         notify_started(task, run)
         try:
-            result = dict(task.func(**options))
+            with deadline_of(task.max_runtime_seconds):
+                result = dict(task.func(**options))
             if missed:
                 result["missedTicks"] = missed
         except Exception as exc:

@@ -18,21 +18,42 @@ One case is walked in physical order instead: a large backlog (at least
 then read every page once per batch; one range of pages per batch (a TID range scan) reads
 every page once, as a single `DELETE` would with a sequential scan.
 Other databases pick batches by primary key through the index.
+
+Under a run's deadline (`maintenance.runs.deadlines`) the purge stops between batches once
+it has passed, and on PostgreSQL each batch runs under a `statement_timeout` of the time
+left, so a batch stuck behind a row lock cannot outlast the run: either way it raises
+`PurgeTimedOut` with the rows deleted so far.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import connections, models
+from django.db import OperationalError, connections, models
 
 from maintenance.conf import maintenance_settings
+from maintenance.runs.deadlines import Deadline, current
 
 INDEX_PURGE_FRACTION = 0.05
 # pg_stats.correlation of the expiry column (1: heap in expiry order, 0: shuffled) from which
 # slices through the index read the heap mostly in order.
 EXPIRY_ORDER_CORRELATION = 0.9
 TID_RANGE_MIN_VERSION = 140000  # TID range scans arrived in PostgreSQL 14
+QUERY_CANCELED = "57014"  # SQLSTATE of a statement cancelled by statement_timeout
+
+
+class PurgeTimedOut(Exception):
+    """The run's deadline stopped the purge; `deleted` rows went before it did."""
+
+    def __init__(self, deadline: Deadline, deleted: int) -> None:
+        super().__init__(f"purge stopped at the deadline after {deleted} rows")
+        self.deadline, self.deleted = deadline, deleted
+
+
+def _stop_at_deadline(deleted: int) -> None:
+    deadline = current()
+    if deadline is not None and deadline.passed():
+        raise PurgeTimedOut(deadline, deleted)
 
 
 def purge_expired(
@@ -58,6 +79,7 @@ def purge_expired(
 def _purge_by_key(expired: models.QuerySet, batch_size: int) -> int:
     total = 0
     while True:
+        _stop_at_deadline(total)
         keys = list(expired.values_list("pk", flat=True)[:batch_size])
         if not keys:
             return total
@@ -75,11 +97,18 @@ class _PostgresPurge:
         self.cutoff = cutoff
         self.batch_size = batch_size
         self.connection = connection
+        self.deleted = 0
 
     def run(self) -> int:
-        if self._rows_are_scattered_and_many():
-            return self._walk_heap()
-        return self._slice_through_index()
+        try:
+            if self._rows_are_scattered_and_many():
+                return self._walk_heap()
+            return self._slice_through_index()
+        except OperationalError as exc:
+            deadline = current()
+            if deadline is None or getattr(exc.__cause__, "sqlstate", None) != QUERY_CANCELED:
+                raise
+            raise PurgeTimedOut(deadline, self.deleted) from exc
 
     def _rows_are_scattered_and_many(self) -> bool:
         if self.connection.pg_version < TID_RANGE_MIN_VERSION:
@@ -87,25 +116,32 @@ class _PostgresPurge:
         return not self._heap_is_in_expiry_order() and self._backlog_is_large()
 
     def _delete(self, where: str, params: list) -> int:
-        """One batch, one statement, committed without waiting for the WAL flush. A crash
-        can at worst forget the last few batches, whose rows are still expired and go in
-        the next run; waiting for a disk flush per batch would cost more than the deletes
-        themselves. The setting is local to the statement's own transaction
-        (`set_config(..., true)`, evaluated once before any row is deleted), so it never
-        outlives the batch, on this connection or on a pooled server connection, and costs
-        no extra round trip as `BEGIN; SET LOCAL ...; DELETE; COMMIT` would."""
-        return self._execute(
-            "WITH asynchronous_commit AS"
-            " (SELECT set_config('synchronous_commit', 'off', true))"
-            f" DELETE FROM {self.table} WHERE {where}"
-            " AND EXISTS (SELECT FROM asynchronous_commit)",
-            params,
-        )
+        """One batch, committed without waiting for the WAL flush, and under a deadline
+        given at most the time left. A crash can at worst forget the last few batches,
+        whose rows are still expired and go in the next run; waiting for a disk flush per
+        batch would cost more than the deletes themselves.
 
-    def _execute(self, sql: str, params: list) -> int:
+        The settings and the `DELETE` travel as one query string of two statements, which
+        PostgreSQL runs as one implicit transaction: `set_config(..., true)` holds until
+        its end, so nothing outlives the batch on this connection or on a pooled server
+        connection, and it costs no extra round trip as `BEGIN; SET LOCAL ...; DELETE;
+        COMMIT` would. The timeout must be set by a statement of its own: a statement's
+        timer starts with it, so one set inside the `DELETE` would not bound the `DELETE`.
+        """
+        _stop_at_deadline(self.deleted)
+        configs = ["set_config('synchronous_commit', 'off', true)"]
+        deadline = current()
+        if deadline is not None:
+            timeout = deadline.statement_timeout_ms()
+            configs.append(f"set_config('statement_timeout', '{timeout}', true)")
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.rowcount
+            cursor.execute(
+                f"SELECT {', '.join(configs)}; DELETE FROM {self.table} WHERE {where}", params
+            )
+            cursor.nextset()
+            deleted = cursor.rowcount
+        self.deleted += deleted
+        return deleted
 
     def _fetch(self, sql: str, params: list | None = None) -> tuple | None:
         with self.connection.cursor() as cursor:

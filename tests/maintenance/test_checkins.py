@@ -248,3 +248,12 @@ def test_sentry_dsn_in_the_environment_makes_a_command_check_in(ingest):
         "type": "crontab",
         "value": "*/10 * * * *",
     }
+
+
+def test_the_monitor_max_runtime_is_the_deadline_in_force(sentry, settings, demo):
+    settings.DEMO_MAX_RUNTIME_SECONDS = "121"
+
+    run_task("demo", "cron")
+
+    started, _ = received(sentry, 2)
+    assert started["monitor_config"]["max_runtime"] == 3

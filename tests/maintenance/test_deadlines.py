@@ -1,0 +1,160 @@
+"""The deadline a run carries: time left, the statement timeout, the timed-out failure."""
+
+import pytest
+
+from maintenance.checks.settings import task_setting_errors
+from maintenance.outcome import TaskFailed
+from maintenance.runs import deadlines
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_deadline_counts_down_and_fails_with_partial_counts():
+    clock = FakeClock()
+    assert deadlines.current() is None
+    with deadlines.deadline_of(2, clock=clock) as deadline:
+        assert deadlines.current() is deadline
+        assert deadline.statement_timeout_ms() == 2000
+        clock.now += 1.5
+        deadline.check({"deleted": 1})
+        assert deadline.statement_timeout_ms() == 500
+        clock.now += 1
+        assert deadline.passed()
+        assert deadline.statement_timeout_ms() == 1
+        with pytest.raises(TaskFailed, match="Timed out after 2 s") as failed:
+            deadline.check({"deleted": 3})
+        assert failed.value.result == {"deleted": 3}
+    assert deadlines.current() is None
+
+
+def test_a_max_runtime_that_cannot_work_is_refused(settings, demo):
+    prefix = "DEMO"
+    setattr(settings, f"{prefix}_MAX_RUNTIME_SECONDS", "0")
+    errors = [e for e in task_setting_errors() if "MAX_RUNTIME_SECONDS" in e.msg]
+    assert [e.id for e in errors] == ["maintenance.E002"]
+    setattr(settings, f"{prefix}_MAX_RUNTIME_SECONDS", "90")
+    assert not [e for e in task_setting_errors() if "MAX_RUNTIME_SECONDS" in e.msg]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_carries_the_deadline_in_force(settings, isolated_registry):
+    from maintenance.runs.runner import run_task
+    from tests.factories import fake_task
+
+    def report(**options):
+        return {"seconds": deadlines.current().seconds}
+
+    isolated_registry.register(fake_task(func=report, message="{seconds}"))
+    assert run_task("demo", "command").result == {"seconds": 1800}
+    settings.DEMO_MAX_RUNTIME_SECONDS = "45"
+    assert run_task("demo", "command").result == {"seconds": 45}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lease_is_not_renewed_past_the_deadline_and_its_grace(settings, monkeypatch):
+    import time
+    from datetime import timedelta
+
+    from maintenance.models import TaskLock
+    from maintenance.runs import locks
+
+    settings.MAINTENANCE_LOCK_LEASE_SECONDS = 0.3
+    monkeypatch.setattr(locks, "DEADLINE_GRACE", timedelta(seconds=0.1))
+    with locks.task_lock("demo", deadline_seconds=0.1) as claim:
+        time.sleep(0.6)  # several renewals
+        lock = TaskLock.objects.get(task="demo")
+    assert lock.expires_at == claim.since + timedelta(seconds=0.2)
+
+
+def _expired_pkce_rows(count: int) -> list[str]:
+    """`count` expired PKCE states, in expiry order on disk and analysed, so the purge
+    slices the expiry index oldest first; their states, oldest first."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from oauth.models import PKCEState
+    from tests.factories import state_row
+
+    now = timezone.now()
+    states = [f"s{i:042d}" for i in range(count)]
+    rows = [
+        state_row(s, now - timedelta(hours=1) + timedelta(seconds=i)) for i, s in enumerate(states)
+    ]
+    PKCEState.objects.bulk_create(rows)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {PKCEState._meta.db_table}")
+    return states
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_purge_stuck_on_a_locked_row_times_out_with_its_partial_count(settings):
+    import time
+
+    import psycopg
+    from django.db import connection
+
+    from maintenance.runs.runner import run_task
+    from oauth.models import PKCEState
+    from tests.processes import test_database_url
+
+    settings.MAINTENANCE_DELETE_BATCH_SIZE = 2
+    settings.PKCE_CLEANUP_MAX_RUNTIME_SECONDS = "1"
+    states = _expired_pkce_rows(5)
+    assert PKCEState._meta.db_table == "oauth_pkce_states"
+    with psycopg.connect(test_database_url()) as holder:
+        holder.execute("SELECT 1 FROM oauth_pkce_states WHERE state = %s FOR UPDATE", [states[-1]])
+        began = time.monotonic()
+        outcome = run_task("pkce_cleanup", "command")
+        took = time.monotonic() - began
+        assert outcome.status == "failed"
+        assert "timed out after 1 s" in outcome.error.lower()
+        assert outcome.result == {"deletedCount": 4}
+        assert 0.9 < took < 3
+        assert not holder.closed and holder.info.transaction_status.name == "INTRANS"
+        holder.rollback()
+
+    assert run_task("pkce_cleanup", "command").result == {"deletedCount": 1}
+    for _ in range(4):  # fresh connections (through the pooler: its server connections)
+        with psycopg.connect(test_database_url()) as fresh:
+            assert fresh.execute("SHOW statement_timeout").fetchone() == ("0",)
+            assert fresh.execute("SHOW synchronous_commit").fetchone() == ("on",)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone() == ("0",)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_purge_past_its_deadline_stops_between_batches(settings, monkeypatch):
+    from maintenance.runs.runner import run_task
+    from maintenance.tables import purge
+
+    settings.MAINTENANCE_DELETE_BATCH_SIZE = 2
+    settings.PKCE_CLEANUP_MAX_RUNTIME_SECONDS = "1"
+    _expired_pkce_rows(5)
+    batches = iter([False, False, True])  # the deadline passes after two batches
+    real = purge.current
+
+    class Passing:
+        def __init__(self, deadline):
+            self.deadline = deadline
+
+        def passed(self):
+            return next(batches, True)
+
+        def __getattr__(self, name):
+            return getattr(self.deadline, name)
+
+    monkeypatch.setattr(purge, "current", lambda: Passing(real()))
+    outcome = run_task("pkce_cleanup", "command")
+    assert outcome.status == "failed"
+    assert outcome.error == "Timed out after 1 s"
+    assert outcome.result == {"deletedCount": 4}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from django.utils import timezone
 from maintenance.conf import maintenance_settings
 from maintenance.models import TaskLock
 from maintenance.observe.log_events import LOCK_RELEASE_FAILED, LOCK_RENEWAL_FAILED, log_event
+from maintenance.runs.host import host_name
 from maintenance.runs.reconnect import on_a_working_connection
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def task_lock(task: str, deadline_seconds: float | None = None) -> Iterator[Clai
 
 
 def _take(task: str, owner: str, now: datetime, lease: timedelta) -> bool:
-    where = {"host": socket.gethostname()[:255], "pid": os.getpid()}
+    where = {"host": host_name(), "pid": os.getpid()}
     try:
         with transaction.atomic():
             TaskLock.objects.create(

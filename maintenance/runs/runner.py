@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 import traceback
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ from maintenance.observe.status import pause_summary
 from maintenance.outcome import RunOutcome, TaskFailed
 from maintenance.runs import clock, pauses, retention
 from maintenance.runs.deadlines import deadline_of
+from maintenance.runs.host import host_name
 from maintenance.runs.locks import task_lock
 from maintenance.runs.reconnect import on_a_working_connection
 from maintenance.runs.served_ticks import TICK_SERVED, served_reason, skip_if_served, tick_label
@@ -313,7 +313,7 @@ def _migrate_hint(exc: Exception) -> str:
 
 
 def _where() -> dict[str, Any]:
-    return {"host": socket.gethostname()[:255], "pid": os.getpid()}
+    return {"host": host_name(), "pid": os.getpid()}
 
 
 def _elapsed_ms(started: float) -> int:

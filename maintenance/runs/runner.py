@@ -1,7 +1,9 @@
 """`run_task`: the one way any trigger runs a task.
 
-It checks whether an operator paused the task (`pauses.py`), then the task's gate, takes
-the single-flight lock, records the run in the run log and calls the task function. Every
+It checks whether an operator paused the task (`pauses.py`); a scheduled trigger then
+claims its tick (`served_ticks.py`: a loser records its skip and is done), and the run
+passes the task's gate, takes the single-flight lock, is recorded in the run log (a manual
+run's row is written here) and calls the task function. Every
 outcome, including a database outage before anything could be recorded, comes back as a
 `RunOutcome`; nothing is swallowed and nothing raises.
 """
@@ -13,10 +15,10 @@ import os
 import time
 import traceback
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, connection
 
 from maintenance import registry
 from maintenance.checks import configuration_error
@@ -36,15 +38,25 @@ from maintenance.outcome import RunOutcome, TaskFailed
 from maintenance.runs import clock, pauses, retention
 from maintenance.runs.deadlines import deadline_of
 from maintenance.runs.host import host_name
-from maintenance.runs.locks import task_lock
+from maintenance.runs.locks import process_alive, task_lock
 from maintenance.runs.reconnect import on_a_working_connection
-from maintenance.runs.served_ticks import TICK_SERVED, served_reason, skip_if_served, tick_label
+from maintenance.runs.served_ticks import (
+    TICK_SERVED,
+    claim_tick,
+    record_served_skip,
+    served_reason,
+    still_serving,
+    tick_label,
+)
 
 logger = logging.getLogger("maintenance.runner")
 
 # Triggers that serve the schedule's current tick; the others (a command without
 # --trigger, the admin's Run now, HTTP with ?force=1) are manual and always run.
 SCHEDULED_TRIGGERS = frozenset({Trigger.SCHEDULER, Trigger.CRON, Trigger.HTTP})
+
+# A claim younger than this may belong to a trigger on its way to the lock: not abandoned.
+CLAIM_GRACE = timedelta(seconds=10)
 
 RUNNER_STOPPED = (
     "Runner stopped: the process running it (host {host}, pid {pid}) ended before the run"
@@ -89,47 +101,55 @@ def _run_registered(
     pause = pauses.pause_in_force(task.name)
     if pause is not None:
         reason = f"Skipped: {task.name} is {pauses.describe(pause)}"
-        outcome = _record_skip(task.name, trigger, started, reason)
+        outcome = _record_skip(task.name, trigger, started, reason, tick)
         outcome.pause = pause_summary(pause)
         return outcome
-    if tick is not None:  # the common redundant trigger: two more statements, then done
-        served = skip_if_served(task.name, trigger, tick, _where(), _elapsed_ms(started))
-        if served is not None:
-            return served
-    reason = task.blocked_reason()
-    if reason:
-        return _record_skip(task.name, trigger, started, reason, gated=True)
     late = _past_deadline(task, tick)
     if late:
-        return _record_skip(task.name, trigger, started, late)
-    with task_lock(task.name, deadline_seconds=task.max_runtime_seconds) as claim:
-        if not claim:
-            reason = f"Skipped: another runner is already running {task.name} ({claim.holder})"
-            outcome = _record_skip(task.name, trigger, started, reason)
-            outcome.tick = tick
-            return outcome
-        _close_abandoned_runs(task.name, claim.since)
-        run = _claim_run(task.name, trigger, tick)
+        return _record_skip(task.name, trigger, started, late, tick)
+    run = None
+    if tick is not None:  # claimed first: a redundant trigger costs one more statement
+        claim = claim_tick(task.name, trigger, tick, _where())
+        if claim.won:
+            run = claim.run
+        elif still_serving(claim.run, _where()):
+            elapsed = _elapsed_ms(started)
+            return record_served_skip(task.name, trigger, tick, claim.run, _where(), elapsed)
+    reason = task.blocked_reason()
+    if reason:
+        return _record_skip(task.name, trigger, started, reason, tick, run=run, gated=True)
+    with task_lock(task.name, deadline_seconds=task.max_runtime_seconds) as lock:
+        if not lock:
+            reason = f"Skipped: another runner is already running {task.name} ({lock.holder})"
+            return _record_skip(task.name, trigger, started, reason, tick, run=run)
+        _close_abandoned_runs(task.name, lock.since, keep=run)
+        if run is None:
+            run = _claim_run(task.name, trigger, tick)
         if run is None:
             reason = _served_reason(task.name, tick)
-            outcome = _record_skip(task.name, trigger, started, reason)
-            outcome.tick = tick
-            return outcome
-        missed = _record_missed(task, tick) if tick is not None else 0
-        log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
-        notify_started(task, run)
-        try:
-            with deadline_of(task.max_runtime_seconds):
-                result = dict(task.func(**options))
-            if missed:
-                result["missedTicks"] = missed
-        except Exception as exc:
-            outcome = _failure(task.name, trigger, started, exc, run=run)
-        else:
-            message = task.describe(result)
-            outcome = _finish(run, started, RunStatus.SUCCEEDED, result, message=message)
-        notify_finished(outcome)
-        return outcome
+            return _record_skip(task.name, trigger, started, reason, tick)
+        return _execute(task, trigger, started, options, run)
+
+
+def _execute(
+    task: registry.Task, trigger: str, started: float, options: dict[str, Any], run: TaskRun
+) -> RunOutcome:
+    """Call the task function under its deadline; the run is claimed and the task held."""
+    missed = _record_missed(task, run.tick) if run.tick is not None else 0
+    log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
+    notify_started(task, run)
+    try:
+        with deadline_of(task.max_runtime_seconds):
+            result = dict(task.func(**options))
+        if missed:
+            result["missedTicks"] = missed
+    except Exception as exc:
+        outcome = _failure(task.name, trigger, started, exc, run=run)
+    else:
+        message = task.describe(result)
+        outcome = _finish(run, started, RunStatus.SUCCEEDED, result, message=message)
+    notify_finished(outcome)
+    return outcome
 
 
 def _current_tick(task: registry.Task, trigger: str, force: bool) -> datetime | None:
@@ -189,23 +209,14 @@ def _past_deadline(task: registry.Task, tick: datetime | None) -> str:
 
 
 def _claim_run(name: str, trigger: str, tick: datetime | None) -> TaskRun | None:
-    """Record the run as `running`; None when another run already serves `tick`. The
-    partial unique constraint `task_runs_one_per_tick` decides, so the answer holds
-    across processes and hosts whatever the timing."""
-    started_at = clock.now()
-    late_ms = None if tick is None else int((started_at - tick).total_seconds() * 1000)
-    try:
-        with transaction.atomic():
-            return TaskRun.objects.create(
-                task=name,
-                trigger=trigger,
-                started_at=started_at,
-                tick=tick,
-                late_ms=late_ms,
-                **_where(),
-            )
-    except IntegrityError:
-        return None
+    """Record the run as `running`; None when another run already serves `tick` (the
+    constraint `task_runs_one_per_tick` decides, see `served_ticks`)."""
+    if tick is None:  # a manual run serves no tick: nothing to contend for
+        return TaskRun.objects.create(
+            task=name, trigger=trigger, started_at=clock.now(), **_where()
+        )
+    claim = claim_tick(name, trigger, tick, _where())
+    return claim.run if claim.won else None
 
 
 def _served_reason(name: str, tick: datetime | None) -> str:
@@ -220,26 +231,47 @@ def _served_reason(name: str, tick: datetime | None) -> str:
     return served_reason(tick, serving)
 
 
-def _close_abandoned_runs(name: str, held_since: datetime) -> None:
+def _close_abandoned_runs(name: str, held_since: datetime, keep: TaskRun | None) -> None:
     """Close as `failed` the runs of `name` left `running` by a process that died: they
-    started before this caller took the task, whose lock proves nobody else holds it."""
-    abandoned = TaskRun.objects.for_task(name).filter(
+    started before this caller took the task, whose lock proves nobody else runs it.
+    Spared: this caller's own claim (`keep`) and another trigger's claim of a tick made
+    moments ago on its way to the lock, unless its process on this host is gone."""
+    now = clock.now()
+    candidates = TaskRun.objects.for_task(name).filter(
         status=RunStatus.RUNNING, started_at__lt=held_since
     )
-    for run in abandoned:
+    if keep is not None:
+        candidates = candidates.exclude(pk=keep.pk)
+    here = host_name()
+    for run in candidates:
+        fresh_claim = run.tick is not None and now - run.started_at < CLAIM_GRACE
+        if fresh_claim and not (run.host == here and run.pid and not process_alive(run.pid)):
+            continue
         run.status = RunStatus.FAILED
-        run.finished_at = clock.now()
+        run.finished_at = now
         run.error = RUNNER_STOPPED.format(host=run.host or "?", pid=run.pid or "?")
         run.save(update_fields=["status", "finished_at", "error"])
 
 
 def _record_skip(
-    name: str, trigger: str, started: float, reason: str, gated: bool = False
+    name: str,
+    trigger: str,
+    started: float,
+    reason: str,
+    tick: datetime | None,
+    run: TaskRun | None = None,
+    gated: bool = False,
 ) -> RunOutcome:
-    run = TaskRun.objects.create(task=name, trigger=trigger, **_where())
+    """Record a skip: a new row, or this trigger's claim of `tick` (which frees the tick
+    for a later trigger of it)."""
+    if run is None:
+        run = TaskRun.objects.create(
+            task=name, trigger=trigger, status=RunStatus.SKIPPED, tick=tick, **_where()
+        )
     outcome = _finish(run, started, RunStatus.SKIPPED, {"reason": reason}, message=reason)
     outcome.result = {}
     outcome.gated = gated
+    outcome.tick = tick
     return outcome
 
 

@@ -1,4 +1,5 @@
-"""A redundant scheduled trigger (its tick already served) answers in one round trip.
+"""A redundant scheduled trigger (its tick served or being served) answers in three
+statements on PostgreSQL: the pause read, the tick's claim, its skip.
 
 Every process and every crontab entry may fire at one tick; all but one find it served,
 so their cost is what a busy database pays at each tick."""
@@ -60,6 +61,7 @@ def test_the_early_skip_is_recorded_like_any_skip(served_tick):
     assert TaskRun.objects.filter(status=RunStatus.SUCCEEDED).count() == 1
 
 
+@pytest.mark.postgres
 def test_a_tick_being_served_by_a_live_runner_answers_early_too(monkeypatch, isolated_registry):
     monkeypatch.setattr(clock, "now", lambda: TICK + timedelta(seconds=2))
     registry.register(fake_task("demo"))

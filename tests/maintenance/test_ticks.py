@@ -5,6 +5,7 @@ The clock is injected (`maintenance.runs.clock.now`), so no test waits for a tic
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 from datetime import datetime, timedelta
@@ -129,12 +130,38 @@ def test_a_dead_runner_on_this_host_frees_the_task_at_once(at, demo):
         expires_at=timezone.now() + timedelta(hours=1),
     )
     stale = TaskRun.objects.create(
-        task="demo", trigger=Trigger.CRON, tick=TICK, started_at=TICK, pid=gone.pid
+        task="demo",
+        trigger=Trigger.CRON,
+        tick=TICK,
+        started_at=TICK,
+        host=socket.gethostname(),
+        pid=gone.pid,
     )
     outcome = run_task("demo", Trigger.SCHEDULER)
     assert outcome.status == RunStatus.SUCCEEDED
     stale.refresh_from_db()
     assert stale.status == RunStatus.FAILED and "Runner stopped" in stale.error
+
+
+def test_a_claim_on_its_way_to_the_lock_is_not_closed_as_abandoned(at, demo):
+    """A scheduled trigger claims its tick before it takes the task's lock; a manual run
+    that takes the lock in between must not close that claim as a dead runner's."""
+    here = {"host": socket.gethostname(), "pid": os.getpid()}
+    claim = TaskRun.objects.create(
+        task="demo", trigger=Trigger.CRON, tick=TICK, started_at=clock.now(), **here
+    )
+    left_long_ago = TaskRun.objects.create(
+        task="demo", trigger=Trigger.CRON, tick=TICK - timedelta(minutes=5),
+        started_at=clock.now() - timedelta(minutes=5), **here,
+    )  # fmt: skip
+
+    manual = run_task("demo", Trigger.COMMAND)
+
+    assert manual.status == RunStatus.SUCCEEDED
+    claim.refresh_from_db()
+    left_long_ago.refresh_from_db()
+    assert claim.status == RunStatus.RUNNING
+    assert left_long_ago.status == RunStatus.FAILED and "Runner stopped" in left_long_ago.error
 
 
 def test_missed_ticks_after_a_gap_get_rows_and_one_catch_up_run(at, demo):

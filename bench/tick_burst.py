@@ -2,22 +2,25 @@
 
 Usage (from the project root; PostgreSQL must be running):
 
-    .venv/bin/python bench/tick_burst.py [--processes 8] [--threads 25] [--task pkce_cleanup]
-        [--url postgres://postgres@127.0.0.1:5432/NAME] [--pgbouncer]
+    .venv/bin/python bench/tick_burst.py [--processes 4] [--threads 10] [--per-thread 5]
+        [--task pkce_cleanup] [--url postgres://postgres@127.0.0.1:5432/NAME] [--pgbouncer]
 
 It creates the database named in --url (dropping a leftover one), migrates it, and drops
 it at the end (the helpers of `bench/pkce_cleanup.py`). Each round starts `--processes`
 processes of `--threads` threads; every thread opens its database connection, then all
 call `run_task(TASK, "cron")` at one wall-clock instant (the release), as every cron entry,
 scheduler and poller of a fleet does at a tick. The run log is emptied before each round,
-so each round's tick is unserved when the burst starts.
+so each round's tick is unserved when the burst starts. Each thread fires `--per-thread`
+triggers one after the other on its one connection (a poller, or a process hosting several
+entry points), so 200 triggers (the default 4 x 10 x 5) need 40 connections: PostgreSQL's
+default max_connections is 100.
 
 Printed per round: whether exactly one run succeeded, the time from the release to the last
 answer, the p50/p95 answer times, and the database statements per redundant trigger (the
 ones that found the tick served or being served), with the load average. With
 `--pgbouncer` the round runs once more through a PgBouncer in transaction mode
-(`tests/pgbouncer.py`). Direct, processes x threads must stay below the server's
-max_connections.
+(`tests/pgbouncer.py`, 20 server connections). Direct, processes x threads must stay below
+the server's max_connections.
 
 Bar: every trigger answered within 1 s of the release; <= 3 statements per redundant
 trigger; exactly one success.
@@ -74,8 +77,11 @@ def main() -> int:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--processes", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=25, help="Threads per process.")
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=10, help="Threads per process.")
+    parser.add_argument(
+        "--per-thread", type=int, default=5, help="Triggers each thread fires in turn."
+    )
     parser.add_argument("--task", default="pkce_cleanup", help="A registered task.")
     parser.add_argument("--url", default=DEFAULT_URL, help="Created and dropped by the run.")
     parser.add_argument("--pgbouncer", action="store_true", help="Also through PgBouncer.")
@@ -111,8 +117,7 @@ def burst(label: str, args: argparse.Namespace) -> dict:
     context = multiprocessing.get_context("fork")
     answers = context.Queue()
     workers = [
-        context.Process(target=fire, args=(args.task, args.threads, release, answers))
-        for _ in range(args.processes)
+        context.Process(target=fire, args=(args, release, answers)) for _ in range(args.processes)
     ]
     for worker in workers:
         worker.start()
@@ -124,13 +129,12 @@ def burst(label: str, args: argparse.Namespace) -> dict:
     return summarize(label, rows, succeeded, load)
 
 
-def fire(task: str, threads: int, release: float, answers) -> None:
-    """A process of the burst: `threads` threads each trigger `task` at `release`."""
+def fire(args: argparse.Namespace, release: float, answers) -> None:
+    """A process of the burst: its threads each trigger the task at `release`, in turn."""
     rows: list[tuple] = []
     lock = threading.Lock()
-    pool = [
-        threading.Thread(target=trigger, args=(task, release, rows, lock)) for _ in range(threads)
-    ]
+    work = (args.task, args.per_thread, release, rows, lock)
+    pool = [threading.Thread(target=trigger, args=work) for _ in range(args.threads)]
     for thread in pool:
         thread.start()
     for thread in pool:
@@ -138,7 +142,7 @@ def fire(task: str, threads: int, release: float, answers) -> None:
     answers.put(rows)
 
 
-def trigger(task: str, release: float, rows: list, lock: threading.Lock) -> None:
+def trigger(task: str, times: int, release: float, rows: list, lock: threading.Lock) -> None:
     from django.db import connection
 
     from maintenance.runs.runner import run_task
@@ -151,12 +155,14 @@ def trigger(task: str, release: float, rows: list, lock: threading.Lock) -> None
 
     connection.ensure_connection()
     time.sleep(max(0.0, release - time.time()))
-    with connection.execute_wrapper(count):
-        outcome = run_task(task, "cron")
-    answered = time.time() - release
+    for _ in range(times):
+        statements.clear()
+        with connection.execute_wrapper(count):
+            outcome = run_task(task, "cron")
+        answered = time.time() - release
+        with lock:
+            rows.append((outcome.status, answered, len(statements), outcome.message))
     connection.close()
-    with lock:
-        rows.append((outcome.status, answered, len(statements), outcome.message))
 
 
 def summarize(label: str, rows: list[tuple], succeeded: int, load: tuple) -> dict:

@@ -1,7 +1,11 @@
 """A task's latest ticks, classified from the run log: what the tick strip and status show.
 
-One query per task reads the run rows of the whole window (index task_runs_task_tick_idx),
-so the cost does not grow with the number of ticks or runs.
+A tick's runs are many when a fleet fires at it (one run takes it, every other trigger
+records a skip), so the run rows of the window are never all read: one query fetches the
+rows that decide a tick (succeeded, failed, running, missed; a few per tick), and only for
+the ticks those leave open a second query asks which had skips, one row per tick. They go
+down `task_runs_deciding_idx` and `task_runs_task_tick_idx`, so the cost grows with the
+number of ticks shown, not with the runs each tick had.
 """
 
 from __future__ import annotations
@@ -9,11 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import Min
+
 from maintenance.conf import TASK_SETTING_SUFFIXES, task_setting
 from maintenance.models import RunStatus, TaskRun
 
 STRIP_TICKS = 48
 LATE_FRACTION = 10  # served more than a tenth of the gap after the tick is late
+DECIDING = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.RUNNING, RunStatus.MISSED]
 
 
 @dataclass(frozen=True)
@@ -40,18 +47,25 @@ def latest_ticks(task, now: datetime, count: int = STRIP_TICKS) -> list[Tick]:
     while len(moments) < count:
         moments.append(schedule.latest_tick(moments[-1] - timedelta(microseconds=1)))
     moments.reverse()
-    rows = list(
-        TaskRun.objects.filter(
-            task=task.name, tick__gte=moments[0], tick__lte=moments[-1]
-        ).order_by("tick", "started_at")
-    )
-    first_run = TaskRun.objects.filter(task=task.name).order_by("started_at").first()
+    window = TaskRun.objects.filter(task=task.name, tick__gte=moments[0], tick__lte=moments[-1])
     by_tick: dict[datetime, list[TaskRun]] = {}
-    for row in rows:
+    deciding = window.filter(status__in=DECIDING).order_by("tick", "started_at")
+    for row in deciding.only("pk", "task", "trigger", "status", "tick", "late_ms", "started_at"):
         by_tick.setdefault(row.tick, []).append(row)
+    open_ticks = [at for at in moments if at not in by_tick]  # a skip changes no other
+    if open_ticks:
+        skips = window.filter(status=RunStatus.SKIPPED, tick__in=open_ticks)
+        for tick, pk, trigger in (
+            skips.values("tick").annotate(pk=Min("pk"), first=Min("trigger")).order_by()
+            .values_list("tick", "pk", "first")
+        ):  # fmt: skip
+            skip = TaskRun(pk=pk, task=task.name, trigger=trigger, status=RunStatus.SKIPPED)
+            by_tick.setdefault(tick, []).append(skip)
+    first_run = TaskRun.objects.filter(task=task.name).order_by("started_at").first()
+    gaps = zip(moments, [*moments[1:], schedule.next_tick(moments[-1])], strict=True)
     return [
-        classify(task.name, at, by_tick.get(at, []), schedule.gap_after(at), now, first_run)
-        for at in moments
+        classify(task.name, at, by_tick.get(at, []), following - at, now, first_run)
+        for at, following in gaps
     ]
 
 

@@ -50,12 +50,25 @@ def test_every_classification(demo):
     assert statuses(now + timedelta(minutes=5), 2) == ["missed", "pending"]
 
 
-def test_one_query_per_task_whatever_the_runs(demo):
+def test_a_fixed_number_of_queries_per_task_whatever_the_runs(demo):
+    """A fleet's triggers leave many skips per tick; the strip reads the deciding rows, one
+    row per tick left open (the skipped ones) and the first run: three queries."""
     for i in range(40):
-        record(T0 + timedelta(minutes=5 * i), RunStatus.SUCCEEDED)
+        tick = T0 + timedelta(minutes=5 * i)
+        record(tick, RunStatus.SUCCEEDED if i % 4 else RunStatus.FAILED)
+        for _ in range(5):
+            record(tick, RunStatus.SKIPPED, trigger="cron")
+    for i in range(40, 44):
+        record(T0 + timedelta(minutes=5 * i), RunStatus.SKIPPED, trigger="http")
+
     with CaptureQueriesContext(connection) as few:
-        latest_ticks(registry.get("demo"), T0 + timedelta(hours=4))
-    assert len(few.captured_queries) <= 2
+        ticks = latest_ticks(registry.get("demo"), T0 + timedelta(hours=4))
+
+    assert len(few.captured_queries) <= 3
+    assert ticks[0].at == T0 + timedelta(minutes=5)  # the 48 ticks up to 14:00
+    expected = ["failed" if i % 4 == 0 else "served" for i in range(1, 40)] + ["skipped"] * 4
+    assert [t.status for t in ticks[:43]] == expected
+    assert {t.run.trigger for t in ticks[39:43]} == {"http"}
 
 
 def test_status_speaks_in_ticks_and_a_served_tick_is_healthy(demo):

@@ -42,6 +42,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -72,17 +74,10 @@ ORDER BY {{order}}
 
 def main() -> int:
     args = parse_args()
-    admin_url, db_name = split_url(args.url)
-    create_database(admin_url, db_name)
-    try:
-        setup_django(args.url)
-        connect_direct(args.url)
+    with bench_database(args.url):
         results = run_scenarios(args)
         if args.pgbouncer:
             results += through_pgbouncer(args)
-    finally:
-        close_django()
-        drop_database(admin_url, db_name)
     print_summary(results)
     return 0 if all(r["ok"] for r in results) else 1
 
@@ -148,6 +143,21 @@ def bench_environ(url: str) -> dict[str, str]:
         "PLUGGEDIN_ENV_FILE": "",
         "DJANGO_SETTINGS_MODULE": "pluggedin.settings",
     }
+
+
+@contextmanager
+def bench_database(url: str) -> Iterator[None]:
+    """A benchmark's database for the block: created (a leftover one dropped first),
+    migrated with Django set up on it, `sql()` connected; closed and dropped after."""
+    admin_url, db_name = split_url(url)
+    create_database(admin_url, db_name)
+    try:
+        setup_django(url)
+        connect_direct(url)
+        yield
+    finally:
+        close_django()
+        drop_database(admin_url, db_name)
 
 
 def setup_django(url: str) -> None:

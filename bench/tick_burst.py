@@ -41,13 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pkce_cleanup import (  # noqa: E402 (the project root must be importable first)
-    close_django,
-    create_database,
-    drop_database,
-    setup_django,
-    split_url,
-)
+from bench.pkce_cleanup import bench_database  # noqa: E402 (the project root first)
 
 CHECKOUT = hashlib.blake2b(str(ROOT).encode(), digest_size=4).hexdigest()
 DEFAULT_URL = f"postgres://postgres@127.0.0.1:5432/pluggedin_bench_{CHECKOUT}_{os.getpid()}"
@@ -58,16 +52,10 @@ RELEASE_MARGIN_SECONDS = 2.0  # time for every process to start and connect
 
 def main() -> int:
     args = parse_args()
-    admin_url, db_name = split_url(args.url)
-    create_database(admin_url, db_name)
-    try:
-        setup_django(args.url)
+    with bench_database(args.url):
         results = [burst("direct", args)]
         if args.pgbouncer:
             results.append(through_pgbouncer(args))
-    finally:
-        close_django()
-        drop_database(admin_url, db_name)
     for result in results:
         print_result(result)
         for reason, (n, statements) in sorted(result["reasons"].items()):

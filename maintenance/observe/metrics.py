@@ -13,8 +13,9 @@ never sees a counter jump or go backwards. Families, each labelled by `task`:
 - `pluggedin_maintenance_last_run_duration_seconds` (the latest run that took the task)
 - `pluggedin_maintenance_runs_total` (counter; `trigger`, `status`): finished runs, skips
   included; runs counted out of the log stay counted through `RunTally` (`retention.py`)
-- `pluggedin_maintenance_missed_ticks_total` (counter): runs with status `missed` (ticks no
-  run served), counted through the same tallies as `runs_total`, so it never goes down
+- `pluggedin_maintenance_missed_ticks_total` (counter): ticks no run served, the runs with
+  status `missed` (a catch-up run past its 100 rows adds the rest to the tallies), counted
+  through the same tallies as `runs_total`, so it never goes down
 - `pluggedin_maintenance_last_tick_lateness_seconds` (gauge): how late after its tick the
   latest succeeded run with a tick started (`late_ms`); no sample before the first
 - `pluggedin_maintenance_healthy` (1/0, as the status endpoint's `healthy`)

@@ -84,12 +84,17 @@ def _fold_batch() -> tuple[int, int]:
                 counted=True
             )
         for (task, trigger, status), runs in sorted(flipped.items()):
-            if runs:
-                RunTally.objects.get_or_create(task=task, trigger=trigger, status=status)
-                RunTally.objects.filter(task=task, trigger=trigger, status=status).update(
-                    count=F("count") + runs
-                )
+            add_to_tally(task, trigger, status, runs)
     return sum(flipped.values()), len(rows)
+
+
+def add_to_tally(task: str, trigger: str, status: str, runs: int) -> None:
+    """Count `runs` more into a tally, with F() so concurrent additions never lose one."""
+    if runs:
+        RunTally.objects.get_or_create(task=task, trigger=trigger, status=status)
+        RunTally.objects.filter(task=task, trigger=trigger, status=status).update(
+            count=F("count") + runs
+        )
 
 
 def prunable(now: datetime | None = None) -> QuerySet[TaskRun]:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 
 from maintenance import registry
 from maintenance.checks import configuration_error
@@ -165,7 +165,9 @@ MAX_MISSED_ROWS = 100  # the latest ticks get a row; the run's `missedTicks` has
 def _record_missed(task: registry.Task, tick: datetime) -> int:
     """Write a `missed` row per tick before `tick` that no run served since the last
     accounted one (served or already recorded missed); return how many ticks were missed.
-    Ticks before the task's first recorded run are never missed."""
+    Past MAX_MISSED_ROWS only the latest get a row and the rest go straight into the
+    `missed` tally, so `missed_ticks_total` and `runs_total` count every one. Ticks before
+    the task's first recorded run are never missed."""
     runs = TaskRun.objects.for_task(task.name)
     accounted = (
         runs.filter(tick__lt=tick, status__in=[RunStatus.SUCCEEDED, RunStatus.MISSED])
@@ -192,7 +194,10 @@ def _record_missed(task: registry.Task, tick: datetime) -> int:
                 started_at=t, finished_at=t, **_where())
         for t in missed[-MAX_MISSED_ROWS:]
     ]  # fmt: skip
-    TaskRun.objects.bulk_create(rows)
+    with transaction.atomic():  # the ticks beyond the rows still count in /metrics
+        TaskRun.objects.bulk_create(rows)
+        overflow = len(missed) - len(rows)
+        retention.add_to_tally(task.name, Trigger.SCHEDULER, RunStatus.MISSED, overflow)
     return len(missed)
 
 

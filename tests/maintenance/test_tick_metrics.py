@@ -8,9 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from maintenance.models import TaskRun
-from maintenance.runs import retention
-from tests.maintenance.test_metrics import labels
+from maintenance import registry
+from maintenance.models import TaskRun, Trigger
+from maintenance.runs import retention, runner
+from maintenance.runs.runner import run_task
+from tests.maintenance.test_metrics import labels, runs_total
 from tests.maintenance.test_metrics_monotonic import scrape
 
 pytestmark = pytest.mark.django_db
@@ -58,6 +60,27 @@ def test_missed_ticks_never_go_down_when_their_rows_are_pruned(client, cron_secr
     tick_run("missed", tick_age=timedelta(days=50), late_ms=None)  # written late, old tick
     retention.prune_run_log()
     assert missed_ticks(scrape(client)) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_more_missed_ticks_than_rows_still_count_every_one(client, cron_secret):
+    """A downtime of 150 ticks: the catch-up run writes the latest 100 as rows, and both
+    counters count all 150."""
+    schedule = registry.get("pkce_cleanup").cron_schedule
+    current = schedule.latest_tick(timezone.now())
+    before_downtime = current - 151 * schedule.typical_gap()
+    TaskRun.objects.create(
+        task="pkce_cleanup", trigger="cron", status="succeeded", tick=before_downtime,
+        started_at=before_downtime, finished_at=before_downtime,
+    )  # fmt: skip
+
+    catch_up = run_task("pkce_cleanup", Trigger.CRON)
+
+    assert catch_up.result["missedTicks"] == 150
+    assert TaskRun.objects.filter(status="missed").count() == runner.MAX_MISSED_ROWS
+    figures = scrape(client)
+    assert missed_ticks(figures) == 150
+    assert runs_total(figures, "pkce_cleanup", "scheduler", "missed") == 150
 
 
 def test_lateness_is_that_of_the_latest_ticked_success(client, cron_secret):

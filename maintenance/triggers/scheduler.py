@@ -59,7 +59,8 @@ class Scheduler:
         self.busy = threading.RLock()  # held while a step runs; see `_hold_for_fork`
 
     def describe(self) -> str:
-        return ",".join(f"{t.name}/{int(t.every.total_seconds())}s" for t in self.tasks)
+        """The tasks and their schedules, for the start-up line."""
+        return ", ".join(f"{t.name} ({t.schedule})" for t in self.tasks)
 
     def run_forever(self) -> None:
         """Run until `stop()`: the startup pass first, then each task when it falls due.

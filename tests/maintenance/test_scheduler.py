@@ -292,7 +292,10 @@ def test_runserver_runs_the_startup_cleanups_once_in_its_serving_process():
         output = stop(server)
 
     assert output.count(STARTED) == 1, output
-    assert "tasks=pkce_cleanup/600s,scheduled_emails/3600s,oauth_session_cleanup/3600s" in output
+    assert (
+        'tasks="pkce_cleanup (*/10 * * * *), scheduled_emails (0 * * * *),'
+        ' oauth_session_cleanup (0 * * * *)"'
+    ) in output
     pids = set(TaskRun.objects.values_list("pid", flat=True))
     assert len(pids) == 1 and server.pid not in pids, "the serving child ran them, once"
     assert "maintenance.scheduler.ran task=pkce_cleanup status=succeeded" in output

@@ -74,6 +74,13 @@ email_settings = AppSettings(
             positive_number,
             env=float,
         ),
+        "EMAIL_TIMEOUT": Setting(
+            20.0,
+            "Seconds an SMTP connection waits for the server at each step; the run's"
+            " deadline is checked between messages, so a message in flight is bounded by this.",
+            positive_number,
+            env=float,
+        ),
         "EMAIL_SEND_RATE": Setting(
             None,
             "Messages per second across all runners and hosts; None: unlimited.",

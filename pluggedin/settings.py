@@ -253,6 +253,10 @@ def _email_config() -> dict:
 
 EMAIL_CONFIG = _email_config()
 vars().update(EMAIL_CONFIG)
+# Django's own default is None: a silent SMTP server would hold a message, and its run,
+# forever. The declared default applies unless EMAIL_TIMEOUT is in the environment.
+if "EMAIL_TIMEOUT" not in vars():
+    EMAIL_TIMEOUT = app_settings()["EMAIL_TIMEOUT"].default
 DEFAULT_FROM_EMAIL = _plumbing("DEFAULT_FROM_EMAIL")
 
 # An ESP's HTTP API instead of SMTP: EMAIL_BACKEND names any Django or anymail backend

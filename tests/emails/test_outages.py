@@ -1,6 +1,7 @@
 """SMTP outages: nothing marked sent, attempts counted, backoff applied, `failed` at the end,
 and a run that could not reach its server is a failed run, never a green one."""
 
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -14,6 +15,7 @@ from maintenance.models import TaskRun
 from maintenance.outcome import TaskFailed
 from maintenance.runs.runner import run_task
 from tests.factories import make_due, statuses
+from tests.processes import run_manage
 
 pytestmark = pytest.mark.django_db
 
@@ -128,3 +130,38 @@ def test_a_server_lost_mid_run_fails_the_run_with_what_went_out(smtp_server, ret
     assert body["remaining"] == 1  # the fifth, never claimed, still due
     assert TaskRun.objects.get(pk=outcome.run_id).result["sent"] == body["sent"]
     assert statuses() == {"sent": body["sent"], "pending": 5 - body["sent"]}
+
+
+@pytest.fixture
+def silent_smtp(settings):
+    """A server that takes the connection and never says a word (a hung MTA): the kernel
+    completes the handshake, nobody answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", listener.getsockname()[1]
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_TIMEOUT = 1
+    yield listener
+    listener.close()
+
+
+def test_a_server_that_never_answers_is_an_outage_after_email_timeout(silent_smtp, retries):
+    make_due(2)
+    started = time.monotonic()
+
+    result = run_during_outage()
+
+    assert time.monotonic() - started < 10
+    assert result["sent"] == 0 and result["failed"] == 2
+    for row in rows():
+        assert row.status == "pending" and row.attempts == 1
+        assert "SMTP unavailable" in row.last_error and "timed out" in row.last_error
+
+
+def test_email_timeout_is_bounded_by_default():
+    """Django's own default (None) would wait for a silent server forever."""
+    shown = run_manage(
+        "shell", "-c", "from django.conf import settings; print(settings.EMAIL_TIMEOUT)"
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip().splitlines()[-1] == "20.0"

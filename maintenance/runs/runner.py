@@ -115,6 +115,26 @@ def _run_registered(
         elif still_serving(claim.run, _where()):
             elapsed = _elapsed_ms(started)
             return record_served_skip(task.name, trigger, tick, claim.run, _where(), elapsed)
+    try:
+        return _take_and_run(task, trigger, started, options, tick, run)
+    except Exception as exc:  # e.g. the database lost after the claim: close it, free the tick
+        if run is None:
+            raise
+        outcome = _failure(task.name, trigger, started, exc, run=run)
+        notify_finished(outcome)
+        return outcome
+
+
+def _take_and_run(
+    task: registry.Task,
+    trigger: str,
+    started: float,
+    options: dict[str, Any],
+    tick: datetime | None,
+    run: TaskRun | None,
+) -> RunOutcome:
+    """Past the claim (`run`, when this trigger won its tick): the gate, the lock, then
+    the task function."""
     reason = task.blocked_reason()
     if reason:
         return _record_skip(task.name, trigger, started, reason, tick, run=run, gated=True)

@@ -11,6 +11,7 @@ import subprocess
 from datetime import datetime, timedelta
 
 import pytest
+from django.db import DatabaseError
 from django.utils import timezone
 
 from maintenance import registry
@@ -83,6 +84,25 @@ def test_a_failed_tick_is_retried_by_the_next_trigger_of_that_tick(at, isolated_
     retried = run_task("demo", Trigger.SCHEDULER)
     assert retried.status == RunStatus.SUCCEEDED
     assert run_task("demo", Trigger.HTTP).skipped
+
+
+def test_a_database_error_after_the_claim_fails_the_run_and_frees_the_tick(at, isolated_registry):
+    """The claim is written before the gate and the lock; an error between them (here the
+    gate's query) must not leave the tick looking served by a run that never ran."""
+    outage = [DatabaseError("server closed the connection unexpectedly")]
+
+    def gate():
+        if outage:
+            raise outage.pop()
+        return None
+
+    registry.register(fake_task("demo", gate=gate))
+    first = run_task("demo", Trigger.CRON)
+
+    assert first.failed and "server closed the connection" in first.error
+    claim = TaskRun.objects.get(pk=first.run_id)
+    assert (claim.status, claim.tick) == (RunStatus.FAILED, TICK)
+    assert run_task("demo", Trigger.SCHEDULER).status == RunStatus.SUCCEEDED
 
 
 def test_the_next_tick_runs_again(at, demo):

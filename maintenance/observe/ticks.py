@@ -52,7 +52,7 @@ def latest_ticks(task, now: datetime, count: int = STRIP_TICKS) -> list[Tick]:
     deciding = window.filter(status__in=DECIDING).order_by("tick", "started_at")
     for row in deciding.only("pk", "task", "trigger", "status", "tick", "late_ms", "started_at"):
         by_tick.setdefault(row.tick, []).append(row)
-    open_ticks = [at for at in moments if at not in by_tick]  # a skip changes no other
+    open_ticks = [at for at in moments if at not in by_tick]  # a deciding row beats a skip
     if open_ticks:
         skips = window.filter(status=RunStatus.SKIPPED, tick__in=open_ticks)
         for tick, pk, trigger in (

@@ -41,7 +41,6 @@ from maintenance.runs.host import host_name
 from maintenance.runs.locks import process_alive, task_lock
 from maintenance.runs.reconnect import on_a_working_connection
 from maintenance.runs.served_ticks import (
-    TICK_SERVED,
     claim_tick,
     record_served_skip,
     served_reason,
@@ -143,11 +142,16 @@ def _take_and_run(
             reason = f"Skipped: another runner is already running {task.name} ({lock.holder})"
             return _record_skip(task.name, trigger, started, reason, tick, run=run)
         _close_abandoned_runs(task.name, lock.since, keep=run)
-        if run is None:
-            run = _claim_run(task.name, trigger, tick)
-        if run is None:
-            reason = _served_reason(task.name, tick)
-            return _record_skip(task.name, trigger, started, reason, tick)
+        if run is None and tick is None:  # a manual run serves no tick: nothing to contend for
+            run = TaskRun.objects.create(
+                task=task.name, trigger=trigger, started_at=clock.now(), **_where()
+            )
+        elif run is None:  # the tick's earlier claim was a dead runner's, now closed
+            claim = claim_tick(task.name, trigger, tick, _where())
+            if not claim.won:
+                reason = served_reason(tick, claim.run)
+                return _record_skip(task.name, trigger, started, reason, tick)
+            run = claim.run
         return _execute(task, trigger, started, options, run)
 
 
@@ -231,29 +235,6 @@ def _past_deadline(task: registry.Task, tick: datetime | None) -> str:
         f"Skipped: tick {tick_label(tick)} missed its starting deadline"
         f" ({task.name.upper()}_STARTING_DEADLINE_SECONDS={seconds})"
     )
-
-
-def _claim_run(name: str, trigger: str, tick: datetime | None) -> TaskRun | None:
-    """Record the run as `running`; None when another run already serves `tick` (the
-    constraint `task_runs_one_per_tick` decides, see `served_ticks`)."""
-    if tick is None:  # a manual run serves no tick: nothing to contend for
-        return TaskRun.objects.create(
-            task=name, trigger=trigger, started_at=clock.now(), **_where()
-        )
-    claim = claim_tick(name, trigger, tick, _where())
-    return claim.run if claim.won else None
-
-
-def _served_reason(name: str, tick: datetime | None) -> str:
-    serving = (
-        TaskRun.objects.for_task(name)
-        .filter(tick=tick, status__in=[RunStatus.RUNNING, RunStatus.SUCCEEDED])
-        .first()
-    )
-    if serving is None:
-        label = tick_label(tick) if tick else "?"
-        return TICK_SERVED.format(tick=label, run="?", trigger="?")
-    return served_reason(tick, serving)
 
 
 def _close_abandoned_runs(name: str, held_since: datetime, keep: TaskRun | None) -> None:

@@ -315,7 +315,10 @@ def test_cron_daemon_runs_the_entries_and_a_failure_shows_as_failed(
         }
 
     assert wait_for(both_recorded, timeout=130, interval=1), log.read_text()
-    written = wait_for(lambda: "oauth_session_cleanup failed" in log.read_text(), 10)
+    # Each command writes its line once it returns, which may be after its run's row
+    # (a success prunes the run log first): wait for both lines, not one.
+    lines = ["oauth_session_cleanup failed", "cron pkce_cleanup succeeded"]
+    written = wait_for(lambda: all(line in log.read_text() for line in lines), 10)
     assert written, log.read_text()
     assert "cron pkce_cleanup succeeded" in log.read_text()
     assert installed(private_cron.user) == "", "the machine's spool never got the table"

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from django.db import models
 
+from maintenance.outcome import TaskFailed
 from maintenance.registry import DRY_RUN, Task, register
 from maintenance.tables.counts import bounded_count
-from maintenance.tables.purge import PurgeTimedOut
+from maintenance.tables.purge import PurgeCancelled, PurgeTimedOut
 from oauth.models import OAuthSession, PKCEState
 
 
@@ -28,6 +29,8 @@ def _delete_expired(model: type[models.Model], *, dry_run: bool) -> dict[str, in
         count = model.objects.delete_expired(dry_run=dry_run)
     except PurgeTimedOut as stopped:
         raise stopped.deadline.failure({"deletedCount": stopped.deleted}) from stopped
+    except PurgeCancelled as stopped:
+        raise TaskFailed(str(stopped), {"deletedCount": stopped.deleted}) from stopped
     if dry_run:
         return {"deletedCount": 0, "expiredCount": count, "dryRun": True}
     return {"deletedCount": count}

@@ -22,7 +22,8 @@ Other databases pick batches by primary key through the index.
 Under a run's deadline (`maintenance.runs.deadlines`) the purge stops between batches once
 it has passed, and on PostgreSQL each batch runs under a `statement_timeout` of the time
 left, so a batch stuck behind a row lock cannot outlast the run: either way it raises
-`PurgeTimedOut` with the rows deleted so far.
+`PurgeTimedOut` with the rows deleted so far. A statement cancelled before the deadline
+(an operator's `pg_cancel_backend`) raises `PurgeCancelled`, also with the rows so far.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ INDEX_PURGE_FRACTION = 0.05
 # slices through the index read the heap mostly in order.
 EXPIRY_ORDER_CORRELATION = 0.9
 TID_RANGE_MIN_VERSION = 140000  # TID range scans arrived in PostgreSQL 14
-QUERY_CANCELED = "57014"  # SQLSTATE of a statement cancelled by statement_timeout
+QUERY_CANCELED = "57014"  # SQLSTATE of a cancelled statement: statement_timeout or a cancel
+# How early PostgreSQL's statement timer (on its wall clock) may fire by our monotonic clock.
+TIMER_SLACK_SECONDS = 0.05
 
 
 class PurgeTimedOut(Exception):
@@ -48,6 +51,15 @@ class PurgeTimedOut(Exception):
     def __init__(self, deadline: Deadline, deleted: int) -> None:
         super().__init__(f"purge stopped at the deadline after {deleted} rows")
         self.deadline, self.deleted = deadline, deleted
+
+
+class PurgeCancelled(Exception):
+    """A batch was cancelled before the deadline (an operator's `pg_cancel_backend`), which
+    is not a timeout; `deleted` rows went before it did."""
+
+    def __init__(self, reason: str, deleted: int) -> None:
+        super().__init__(f"Cancelled after {deleted} rows: {reason}")
+        self.deleted = deleted
 
 
 def _stop_at_deadline(deleted: int) -> None:
@@ -105,10 +117,13 @@ class _PostgresPurge:
                 return self._walk_heap()
             return self._slice_through_index()
         except OperationalError as exc:
-            deadline = current()
-            if deadline is None or getattr(exc.__cause__, "sqlstate", None) != QUERY_CANCELED:
+            if getattr(exc.__cause__, "sqlstate", None) != QUERY_CANCELED:
                 raise
-            raise PurgeTimedOut(deadline, self.deleted) from exc
+            deadline = current()
+            if deadline is not None and deadline.remaining() <= TIMER_SLACK_SECONDS:
+                raise PurgeTimedOut(deadline, self.deleted) from exc
+            reason = str(exc).strip().splitlines()[0]
+            raise PurgeCancelled(reason, self.deleted) from exc
 
     def _rows_are_scattered_and_many(self) -> bool:
         if self.connection.pg_version < TID_RANGE_MIN_VERSION:

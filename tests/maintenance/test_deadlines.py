@@ -1,5 +1,10 @@
 """The deadline a run carries: time left, the statement timeout, the timed-out failure."""
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 from maintenance.checks.settings import task_setting_errors
@@ -58,7 +63,6 @@ def test_a_run_carries_the_deadline_in_force(settings, isolated_registry):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_lease_is_not_renewed_past_the_deadline_and_its_grace(settings, monkeypatch):
-    import time
     from datetime import timedelta
 
     from maintenance.models import TaskLock
@@ -94,24 +98,34 @@ def _expired_pkce_rows(count: int) -> list[str]:
     return states
 
 
+@contextmanager
+def _newest_of_five_expired_rows_locked(settings, max_runtime: str) -> Iterator:
+    """Five expired states purged two per batch under `max_runtime`, the newest locked
+    by another connection (yielded, its transaction open) for the block: the third batch
+    waits on it."""
+    import psycopg
+
+    from tests.processes import test_database_url
+
+    settings.MAINTENANCE_DELETE_BATCH_SIZE = 2
+    settings.PKCE_CLEANUP_MAX_RUNTIME_SECONDS = max_runtime
+    states = _expired_pkce_rows(5)
+    with psycopg.connect(test_database_url()) as holder:
+        holder.execute("SELECT 1 FROM oauth_pkce_states WHERE state = %s FOR UPDATE", [states[-1]])
+        yield holder
+        holder.rollback()
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_purge_stuck_on_a_locked_row_times_out_with_its_partial_count(settings):
-    import time
-
     import psycopg
     from django.db import connection
 
     from maintenance.runs.runner import run_task
-    from oauth.models import PKCEState
     from tests.processes import test_database_url
 
-    settings.MAINTENANCE_DELETE_BATCH_SIZE = 2
-    settings.PKCE_CLEANUP_MAX_RUNTIME_SECONDS = "1"
-    states = _expired_pkce_rows(5)
-    assert PKCEState._meta.db_table == "oauth_pkce_states"
-    with psycopg.connect(test_database_url()) as holder:
-        holder.execute("SELECT 1 FROM oauth_pkce_states WHERE state = %s FOR UPDATE", [states[-1]])
+    with _newest_of_five_expired_rows_locked(settings, max_runtime="1") as holder:
         began = time.monotonic()
         outcome = run_task("pkce_cleanup", "command")
         took = time.monotonic() - began
@@ -120,7 +134,6 @@ def test_a_purge_stuck_on_a_locked_row_times_out_with_its_partial_count(settings
         assert outcome.result == {"deletedCount": 4}
         assert 0.9 < took < 3
         assert not holder.closed and holder.info.transaction_status.name == "INTRANS"
-        holder.rollback()
 
     assert run_task("pkce_cleanup", "command").result == {"deletedCount": 1}
     for _ in range(4):  # fresh connections (through the pooler: its server connections)
@@ -130,6 +143,46 @@ def test_a_purge_stuck_on_a_locked_row_times_out_with_its_partial_count(settings
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone() == ("0",)
+
+
+def _cancel_the_purge_waiting_on_a_lock(cancelled: list[bool]) -> None:
+    """What a DBA does: `pg_cancel_backend` on the stuck cleanup, once it waits."""
+    import psycopg
+
+    from tests.processes import test_database_url
+
+    with psycopg.connect(test_database_url(), autocommit=True) as dba:
+        for _ in range(200):
+            row = dba.execute(
+                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM%'"
+            ).fetchone()
+            if row:
+                cancelled.append(row[0])
+                return
+            time.sleep(0.05)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_operator_cancel_before_the_deadline_is_not_reported_as_a_timeout(settings):
+    from maintenance.runs.runner import run_task
+
+    cancelled: list[bool] = []
+    with _newest_of_five_expired_rows_locked(settings, max_runtime="60"):
+        dba = threading.Thread(target=_cancel_the_purge_waiting_on_a_lock, args=(cancelled,))
+        dba.start()
+        began = time.monotonic()
+        outcome = run_task("pkce_cleanup", "command")
+        took = time.monotonic() - began
+        dba.join()
+
+    assert cancelled == [True]
+    assert outcome.status == "failed"
+    assert outcome.error == "Cancelled after 4 rows: canceling statement due to user request"
+    assert outcome.result == {"deletedCount": 4}
+    assert took < 10
+    assert run_task("pkce_cleanup", "command").result == {"deletedCount": 1}
 
 
 @pytest.mark.django_db(transaction=True)

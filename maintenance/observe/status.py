@@ -1,10 +1,12 @@
 """The maintenance status shared by `GET /api/maintenance/status`, the
 `maintenance_status` command and the admin summary: one function, three front doors.
 
-A task is healthy when it succeeded within twice its interval (one missed run is
-tolerated, two are not). A task its gate shuts off here (emails without CLOUD_DEPLOY) is
-reported as disabled and counts as healthy: nothing is expected of it. So does a task an
-operator paused (`pauses.py`), but a pause held for more than a day carries a `warning`.
+A task is healthy when the latest tick past its deadline was served by a success and its
+latest finished run did not fail (`tick_health`); the schedule's ticks, not the time since
+the last success, also say when it is next due. A task its gate shuts off here (emails
+without CLOUD_DEPLOY) is reported as disabled and counts as healthy: nothing is expected
+of it. So does a task an operator paused (`pauses.py`), but a pause held for more than a
+day carries a `warning`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from maintenance.models import RunStatus, TaskLock, TaskPause, TaskRun
 from maintenance.observe.ticks import Tick, latest_ticks
 from maintenance.runs import pauses
 
-STALE_FACTOR = 2
 DAY = timedelta(days=1)
 SERVED = ("served", "late")
 # A strip status as `lastTickStatus` says it: late still served, before the log pending.
@@ -66,25 +67,24 @@ def pause_summary(pause: TaskPause | None) -> dict[str, Any]:
     }
 
 
-def health(
+def next_due(
     task: registry.Task,
-    blocked: str | None,
-    last_success: TaskRun | None,
+    ticks: list[Tick],
     now: datetime,
-    pause: TaskPause | None = None,
-) -> tuple[bool, str | None, datetime | None]:
-    """(healthy, problem, next due) of `task`, for status and `/metrics` alike."""
-    allowed_gap = task.every * STALE_FACTOR
+    pause: TaskPause | None,
+    blocked: str | None,
+) -> datetime | None:
+    """When the schedule next wants a run: the end of a pause, the current tick while no
+    run has taken it yet and its deadline has not passed (it is due now), else the next
+    tick; never for a task its gate shuts off here."""
     if pause is not None:
-        return True, None, pause.paused_until
+        return pause.paused_until
     if blocked:
-        return True, None, None
-    if last_success is None:
-        return False, "has never succeeded", now
-    healthy = now - last_success.started_at <= allowed_gap
-    gap = duration_text(int(allowed_gap.total_seconds()))
-    problem = None if healthy else f"no success in the last {gap}"
-    return healthy, problem, last_success.started_at + task.every
+        return None
+    current = ticks[-1]
+    if current.status == "pending" and current.run is None:
+        return current.at
+    return task.cron_schedule.next_tick(now)
 
 
 def task_status(
@@ -98,7 +98,6 @@ def task_status(
     blocked = task.blocked_reason()
     last_run = TaskRun.objects.last_run(task.name)
     last_success = TaskRun.objects.last_success(task.name)
-    _, _, next_due = health(task, blocked, last_success, now, pause)
     ticks = latest_ticks(task, now, ticks_in_a_day(task))
     healthy, problem = current_health(task, now, pause, blocked, last_success, ticks)
     return {
@@ -110,7 +109,7 @@ def task_status(
         "disabledReason": blocked,
         "lastRun": run_summary(last_run),
         "lastSuccess": run_summary(last_success),
-        "nextDue": iso_utc(next_due),
+        "nextDue": iso_utc(next_due(task, ticks, now, pause, blocked)),
         "healthy": healthy,
         "problem": problem,
         **tick_summary(task, ticks, now, pause is not None),

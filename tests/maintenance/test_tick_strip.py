@@ -84,6 +84,21 @@ def test_status_speaks_in_ticks_and_a_served_tick_is_healthy(demo):
     assert status["intervalSeconds"] == 300
 
 
+def test_next_due_is_a_tick_of_the_schedule_not_an_interval_after_the_last_run(demo):
+    from maintenance.observe.status import task_status
+
+    record(T0, RunStatus.SUCCEEDED, late_ms=180_000)  # served three minutes late
+    status = task_status(registry.get("demo"), T0 + timedelta(minutes=4), paused={})
+    assert status["nextDue"] == "2026-12-02T10:05:00Z"  # not 10:08, five minutes on
+
+    status = task_status(registry.get("demo"), T0 + timedelta(minutes=5, seconds=30), paused={})
+    assert status["nextDue"] == "2026-12-02T10:05:00Z"  # the current tick, not yet taken
+
+    record(T0 + timedelta(minutes=5), RunStatus.RUNNING)
+    status = task_status(registry.get("demo"), T0 + timedelta(minutes=5, seconds=40), paused={})
+    assert status["nextDue"] == "2026-12-02T10:10:00Z"  # taken: the next one
+
+
 def test_an_smtp_failure_after_an_earlier_success_is_unhealthy(demo):
     from maintenance.observe.status import task_status
 

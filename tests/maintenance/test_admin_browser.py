@@ -51,6 +51,17 @@ def test_a_missing_browser_fails_in_ci_and_is_skipped_elsewhere(monkeypatch):
         require_chromium("/nonexistent/chromium")
 
 
+def submit(browser, button) -> None:
+    """Click a form's button and wait for the page it posts to: reading the message list
+    at once could find the previous page's message, which may share its class."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    page = browser.find_element("tag name", "html")
+    button.click()
+    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(page))
+
+
 @pytest.fixture
 def browser() -> Iterator:
     chromium, chromedriver = require_chromium()
@@ -191,7 +202,7 @@ def test_the_maintenance_page_fits_1280_pixels_and_pauses_and_resumes_a_task(
     pause_button = browser.find_element(By.NAME, "pause-expired_widget_cleanup")
     assert outside_the_window(browser, [pause_button]) == []
     screenshot(browser, tmp_path, f"maintenance-admin-{WIDTH}-pause-form.png")
-    pause_button.click()
+    submit(browser, pause_button)
 
     message = browser.find_element(By.CSS_SELECTOR, "ul.messagelist li.success").text
     assert message.startswith("Paused expired_widget_cleanup on every host: paused by ops since")
@@ -201,17 +212,17 @@ def test_the_maintenance_page_fits_1280_pixels_and_pauses_and_resumes_a_task(
     assert (pause.paused_by, pause.reason) == ("ops", "ESP outage, INC-312")
     assert timedelta(minutes=119) < pause.paused_until - pause.paused_at <= timedelta(hours=2)
 
-    browser.find_element(By.NAME, "run-expired_widget_cleanup").click()
+    submit(browser, browser.find_element(By.NAME, "run-expired_widget_cleanup"))
     message = browser.find_element(By.CSS_SELECTOR, "ul.messagelist li.warning").text
     assert message.startswith("Skipped: expired_widget_cleanup is paused by ops")
     run = TaskRun.objects.filter(task="expired_widget_cleanup").latest("id")
     assert (run.trigger, run.status) == ("admin", "skipped")
 
-    browser.find_element(By.NAME, "resume-expired_widget_cleanup").click()
+    submit(browser, browser.find_element(By.NAME, "resume-expired_widget_cleanup"))
     message = browser.find_element(By.CSS_SELECTOR, "ul.messagelist li.success").text
     assert message.startswith("Resumed expired_widget_cleanup")
     assert browser.find_element(By.CSS_SELECTOR, row).get_attribute("data-state") == "healthy"
     assert not TaskPause.objects.filter(task="expired_widget_cleanup").exists()
-    browser.find_element(By.NAME, "run-expired_widget_cleanup").click()
+    submit(browser, browser.find_element(By.NAME, "run-expired_widget_cleanup"))
     message = browser.find_element(By.CSS_SELECTOR, "ul.messagelist li.success").text
     assert message.startswith("Did 1 things (run ")

@@ -4,12 +4,14 @@ import importlib
 import os
 import subprocess
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
 from django.urls import clear_url_caches
 
 from maintenance import registry
+from maintenance.runs import clock
 from tests import pgbouncer, tools
 from tests.smtp_server import slow_smtp_server, smtp_down, smtp_server  # noqa: F401
 
@@ -33,6 +35,19 @@ def isolated_registry():
     previous = registry.reset()
     yield registry
     registry.reset(previous)
+
+
+@pytest.fixture
+def at(monkeypatch, request):
+    """Set the clock the runner and the scheduler read: `at(datetime)`. It starts 3 s after
+    the test module's `TICK`, so each module's tests begin on a tick of its own schedule
+    and no test waits for a real one."""
+
+    def move(moment: datetime) -> None:
+        monkeypatch.setattr(clock, "now", lambda: moment)
+
+    move(request.module.TICK + timedelta(seconds=3))
+    return move
 
 
 @pytest.fixture

@@ -41,17 +41,6 @@ HOURLY = cron.parse("0 * * * *")
 TICK = HOURLY.latest_tick(timezone.now()) - timedelta(hours=4)
 
 
-@pytest.fixture
-def at(monkeypatch):
-    """Set the scheduler's and the runner's clock: `at(datetime)`."""
-
-    def move(moment: datetime) -> None:
-        monkeypatch.setattr(clock, "now", lambda: moment)
-
-    move(TICK + timedelta(seconds=3))
-    return move
-
-
 def test_the_thread_runs_the_startup_pass_and_stops_cleanly_when_asked(isolated_registry):
     calls = []
     isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}))

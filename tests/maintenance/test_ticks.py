@@ -8,7 +8,7 @@ import json
 import os
 import socket
 import subprocess
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.db import DatabaseError
@@ -29,17 +29,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # A */5 tick of today (the run log's retention prunes runs of long ago).
 TICK = cron.parse("*/5 * * * *").latest_tick(timezone.now()) - timedelta(hours=1)
 LABEL, ISO = TICK.strftime("%H:%M UTC"), TICK.strftime("%Y-%m-%dT%H:%M:00Z")
-
-
-@pytest.fixture
-def at(monkeypatch):
-    """Set the runner's clock: `at(datetime)`."""
-
-    def move(moment: datetime) -> None:
-        monkeypatch.setattr(clock, "now", lambda: moment)
-
-    move(TICK + timedelta(seconds=3))
-    return move
 
 
 @pytest.fixture

@@ -245,9 +245,8 @@ def run_ours() -> int:
     from maintenance import registry
     from maintenance.runs.deadlines import deadline_of
 
-    task = registry.get("pkce_cleanup")
-    with deadline_of(task.max_runtime_seconds):
-        return task.func()["deletedCount"]
+    with deadline_of(registry.get("pkce_cleanup").max_runtime_seconds):
+        return run_ours_without_a_deadline()
 
 
 def run_plain() -> int:

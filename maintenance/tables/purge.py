@@ -122,8 +122,7 @@ class _PostgresPurge:
             deadline = current()
             if deadline is not None and deadline.remaining() <= TIMER_SLACK_SECONDS:
                 raise PurgeTimedOut(deadline, self.deleted) from exc
-            reason = str(exc).strip().splitlines()[0]
-            raise PurgeCancelled(reason, self.deleted) from exc
+            raise PurgeCancelled(str(exc), self.deleted) from exc
 
     def _rows_are_scattered_and_many(self) -> bool:
         if self.connection.pg_version < TID_RANGE_MIN_VERSION:

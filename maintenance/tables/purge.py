@@ -16,7 +16,8 @@ neighbouring pages, as the single `DELETE` would through the same index.
 One case is walked in physical order instead: a large backlog (at least
 `INDEX_PURGE_FRACTION` of the table) whose rows are scattered over the heap. Slices would
 then read every page once per batch; one range of pages per batch (a TID range scan) reads
-every page once, as a single `DELETE` would with a sequential scan.
+every page once, as a single `DELETE` would with a sequential scan. A range holds at most
+`batch_size` rows and at most `WAL_BUFFERS_PER_RANGE` of the server's WAL buffers in pages.
 Other databases pick batches by primary key through the index.
 
 Under a run's deadline (`maintenance.runs.deadlines`) the purge stops between batches once
@@ -39,6 +40,9 @@ INDEX_PURGE_FRACTION = 0.05
 # pg_stats.correlation of the expiry column (1: heap in expiry order, 0: shuffled) from which
 # slices through the index read the heap mostly in order.
 EXPIRY_ORDER_CORRELATION = 0.9
+# A heap-walk range writes about one page of WAL per heap page (the first change to a page
+# after a checkpoint logs the whole page); at most this share of `wal_buffers` per range.
+WAL_BUFFERS_PER_RANGE = 1 / 3
 TID_RANGE_MIN_VERSION = 140000  # TID range scans arrived in PostgreSQL 14
 QUERY_CANCELED = "57014"  # SQLSTATE of a cancelled statement: statement_timeout or a cancel
 # How early PostgreSQL's statement timer (on its wall clock) may fire by our monotonic clock.
@@ -162,15 +166,18 @@ class _PostgresPurge:
             cursor.execute(sql, params or [])
             return cursor.fetchone()
 
-    def _table_size(self) -> tuple[int, float]:
-        """Pages on disk now, and the planner's estimate of rows per page."""
-        pages, relpages, reltuples = self._fetch(
+    def _table_size(self) -> tuple[int, float, float]:
+        """Pages on disk now, the planner's estimate of rows per page, and the size of the
+        WAL buffers in pages."""
+        pages, relpages, reltuples, wal_buffer_pages = self._fetch(
             "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int,"
-            " c.relpages, c.reltuples FROM pg_class c WHERE c.oid = %s::regclass",
+            " c.relpages, c.reltuples, pg_size_bytes(current_setting('wal_buffers'))"
+            " / current_setting('block_size')::int"
+            " FROM pg_class c WHERE c.oid = %s::regclass",
             [self.table],
         )
         rows_per_page = reltuples / relpages if relpages > 0 and reltuples > 0 else 50.0
-        return int(pages), rows_per_page
+        return int(pages), rows_per_page, float(wal_buffer_pages)
 
     def _heap_is_in_expiry_order(self) -> bool:
         """PostgreSQL's own measure, from the last ANALYZE, of how closely the physical
@@ -187,7 +194,7 @@ class _PostgresPurge:
         return correlation is not None and abs(correlation) >= EXPIRY_ORDER_CORRELATION
 
     def _backlog_is_large(self) -> bool:
-        pages, rows_per_page = self._table_size()
+        pages, rows_per_page, _ = self._table_size()
         threshold = max(self.batch_size, int(pages * rows_per_page * INDEX_PURGE_FRACTION))
         (expired,) = self._fetch(
             f"SELECT count(*) FROM (SELECT 1 FROM {self.table}"
@@ -198,17 +205,30 @@ class _PostgresPurge:
 
     def _walk_heap(self) -> int:
         """Delete page range by page range until the end of the heap, including pages
-        that other writers append meanwhile."""
+        that other writers append meanwhile.
+
+        A range must fit in the WAL buffers with room to spare. Its WAL (a full page image
+        per page) goes to the buffers, and the commit hands the flush to the WAL writer;
+        a range larger than the buffers' free part makes the backend wait on the WAL
+        writer for space (`LWLock:WALWrite`) before each further page. Alone, that wait is
+        short; beside other work the WAL writer is slow to get the CPU, and ranges of
+        10,000 rows (3 MB of WAL in the default 4 MB of buffers) ran 1.2x a single
+        `DELETE`, against 0.96x at a third of the buffers (bench/README.md).
+        """
         where = f"ctid >= %s::tid AND ctid < %s::tid AND {self.column} < %s"
         total = page = 0
         while True:
-            pages, rows_per_page = self._table_size()
+            pages, rows_per_page, wal_buffer_pages = self._table_size()
             if page >= pages:
                 return total
-            step = max(1, int(self.batch_size / rows_per_page))
+            step = self._range_pages(rows_per_page, wal_buffer_pages)
             while page < pages:
                 total += self._delete(where, [f"({page},0)", f"({page + step},0)", self.cutoff])
                 page += step
+
+    def _range_pages(self, rows_per_page: float, wal_buffer_pages: float) -> int:
+        by_rows = int(self.batch_size / rows_per_page)
+        return max(1, min(by_rows, int(wal_buffer_pages * WAL_BUFFERS_PER_RANGE)))
 
     def _slice_through_index(self) -> int:
         """Each slice ends at the `batch_size`-th expiry value after the previous slice and

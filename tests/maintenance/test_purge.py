@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from maintenance.tables import purge
 from maintenance.tables.purge import purge_expired
 from oauth.models import PKCEState
 from tests.factories import state_row
@@ -137,6 +138,31 @@ def test_a_large_scattered_backlog_walks_the_heap_on_postgresql():
     assert not PKCEState.objects.expired().exists()
     assert len(statements) > 1
     assert all("ctid" in sql for sql in statements)
+
+
+@pytest.mark.postgres
+def test_a_heap_walk_range_writes_no_more_than_its_share_of_the_wal_buffers(monkeypatch):
+    """Ranges sized by rows alone would be far larger here (3000 rows, some 60 pages):
+    the share of the WAL buffers caps them, at 7 pages with this share, so a range's WAL
+    never waits for the WAL writer to make room."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_size_bytes(current_setting('wal_buffers'))"
+            " / current_setting('block_size')::int"
+        )
+        (wal_buffer_pages,) = cursor.fetchone()
+    monkeypatch.setattr(purge, "WAL_BUFFERS_PER_RANGE", 7.5 / wal_buffer_pages)
+    fill(expired=3000, active=1000)
+    analyze()
+
+    deleted, statements = purge_capturing_deletes(batch_size=3000)
+
+    assert deleted == 3000
+    assert PKCEState.objects.count() == 1000
+    starts = [int(page) for sql in statements for page in re.findall(r"'\((\d+),0\)'", sql)]
+    spans = {end - start for start, end in zip(starts[::2], starts[1::2], strict=True)}
+    assert len(statements) > 5
+    assert spans == {7}
 
 
 def test_a_large_backlog_elsewhere_goes_in_key_batches():

@@ -34,8 +34,8 @@ With `--pgbouncer`, (a) and (b) run once more with both methods going through a 
 in transaction mode that the benchmark starts on a loopback port (`tests/pgbouncer.py`;
 root starts it as the `postgres` OS user); loading and settling the table stays direct.
 
-Bar (issue 2): ours <= 1.25x the plain DELETE in (a) and (b), direct and through the
-pooler; no sequential scan in (c); flat memory in (d); (e) at most 1.05x.
+Bar (issue 21; issue 2 set 1.25x): ours <= 1.10x the plain DELETE in (a) and (b), direct
+and through the pooler; no sequential scan in (c); flat memory in (d); (e) at most 1.05x.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = "oauth_pkce_states"
 SOURCE = "bench_pkce_source"
-BAR = 1.25
+BAR = 1.10  # issue 21 (issue 2 set 1.25)
 DEADLINE_BAR = 1.05  # issue 21: the deadline's per-batch statement_timeout must not cost
 CHECKOUT = hashlib.blake2b(str(ROOT).encode(), digest_size=4).hexdigest()
 DEFAULT_URL = f"postgres://postgres@127.0.0.1:5432/pluggedin_bench_{CHECKOUT}_{os.getpid()}"
@@ -346,10 +346,16 @@ def side_by_side(
             print(f"  round {round_no + 1} {label:11}: {seconds:7.2f} s", flush=True)
     ours, base = statistics.median(times["ours"]), statistics.median(times[baseline])
     ratio = ours / base
+    # Each round's two runs share the machine's state of the moment, so the ratio within a
+    # round shows how steady the comparison is when other work comes and goes.
+    per_round = [o / b for o, b in zip(times["ours"], times[baseline], strict=True)]
+    paired, worst = statistics.median(per_round), max(per_round)
     print(f"  median: ours {ours:.2f} s, {baseline} {base:.2f} s, ratio {ratio:.2f}x")
+    print(f"  per-round ratios: {', '.join(f'{r:.2f}' for r in per_round)}")
     return {
         "scenario": name,
-        "figures": f"ours {ours:.2f} s / {baseline} {base:.2f} s = {ratio:.2f}x",
+        "figures": f"ours {ours:.2f} s / {baseline} {base:.2f} s = {ratio:.2f}x"
+        f" (rounds: median {paired:.2f}x, worst {worst:.2f}x)",
         "bar": f"<= {bar}x",
         "ok": ratio <= bar,
     }

@@ -323,6 +323,11 @@ def test_two_gunicorn_workers_serve_each_tick_once_in_total(preload):
     # gunicorn 27 listens on a control socket at one fixed path under $HOME by default: two
     # servers (the previous test's still shutting down) would contend for it.
     args.append("--no-control-socket")
+    # A worker still booting when the master passes on SIGTERM runs the master's handlers,
+    # which only queue the signal, and lives until the graceful timeout (30 s by default,
+    # this test's whole wait for the stop). A worker that heard it exits within the
+    # scheduler's 10 s shutdown wait; 15 s then ends a deaf one in time.
+    args += ["--graceful-timeout", "15"]
     server = start(
         [*args, *(["--preload"] if preload else []), "pluggedin.wsgi:application"],
         IN_PROCESS_SCHEDULER="true",

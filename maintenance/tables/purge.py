@@ -32,6 +32,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import OperationalError, connections, models
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from maintenance.conf import maintenance_settings
 from maintenance.runs.deadlines import Deadline, current
@@ -90,6 +91,16 @@ def purge_expired(
     if connection.vendor == "postgresql":
         return _PostgresPurge(model, field, cutoff, batch_size, connection).run()
     return _purge_by_key(expired, batch_size)
+
+
+def wal_buffer_pages(connection: BaseDatabaseWrapper) -> int:
+    """The server's WAL buffers (`wal_buffers`, resolved from its default), in pages."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_size_bytes(current_setting('wal_buffers'))"
+            " / current_setting('block_size')::int"
+        )
+        return int(cursor.fetchone()[0])
 
 
 def _purge_by_key(expired: models.QuerySet, batch_size: int) -> int:
@@ -166,18 +177,15 @@ class _PostgresPurge:
             cursor.execute(sql, params or [])
             return cursor.fetchone()
 
-    def _table_size(self) -> tuple[int, float, float]:
-        """Pages on disk now, the planner's estimate of rows per page, and the size of the
-        WAL buffers in pages."""
-        pages, relpages, reltuples, wal_buffer_pages = self._fetch(
+    def _table_size(self) -> tuple[int, float]:
+        """Pages on disk now, and the planner's estimate of rows per page."""
+        pages, relpages, reltuples = self._fetch(
             "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int,"
-            " c.relpages, c.reltuples, pg_size_bytes(current_setting('wal_buffers'))"
-            " / current_setting('block_size')::int"
-            " FROM pg_class c WHERE c.oid = %s::regclass",
+            " c.relpages, c.reltuples FROM pg_class c WHERE c.oid = %s::regclass",
             [self.table],
         )
         rows_per_page = reltuples / relpages if relpages > 0 and reltuples > 0 else 50.0
-        return int(pages), rows_per_page, float(wal_buffer_pages)
+        return int(pages), rows_per_page
 
     def _heap_is_in_expiry_order(self) -> bool:
         """PostgreSQL's own measure, from the last ANALYZE, of how closely the physical
@@ -194,7 +202,7 @@ class _PostgresPurge:
         return correlation is not None and abs(correlation) >= EXPIRY_ORDER_CORRELATION
 
     def _backlog_is_large(self) -> bool:
-        pages, rows_per_page, _ = self._table_size()
+        pages, rows_per_page = self._table_size()
         threshold = max(self.batch_size, int(pages * rows_per_page * INDEX_PURGE_FRACTION))
         (expired,) = self._fetch(
             f"SELECT count(*) FROM (SELECT 1 FROM {self.table}"
@@ -216,19 +224,16 @@ class _PostgresPurge:
         `DELETE`, against 0.96x at a third of the buffers (bench/README.md).
         """
         where = f"ctid >= %s::tid AND ctid < %s::tid AND {self.column} < %s"
+        max_pages = max(1, int(wal_buffer_pages(self.connection) * WAL_BUFFERS_PER_RANGE))
         total = page = 0
         while True:
-            pages, rows_per_page, wal_buffer_pages = self._table_size()
+            pages, rows_per_page = self._table_size()
             if page >= pages:
                 return total
-            step = self._range_pages(rows_per_page, wal_buffer_pages)
+            step = max(1, min(int(self.batch_size / rows_per_page), max_pages))
             while page < pages:
                 total += self._delete(where, [f"({page},0)", f"({page + step},0)", self.cutoff])
                 page += step
-
-    def _range_pages(self, rows_per_page: float, wal_buffer_pages: float) -> int:
-        by_rows = int(self.batch_size / rows_per_page)
-        return max(1, min(by_rows, int(wal_buffer_pages * WAL_BUFFERS_PER_RANGE)))
 
     def _slice_through_index(self) -> int:
         """Each slice ends at the `batch_size`-th expiry value after the previous slice and

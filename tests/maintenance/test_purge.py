@@ -145,13 +145,8 @@ def test_a_heap_walk_range_writes_no_more_than_its_share_of_the_wal_buffers(monk
     """Ranges sized by rows alone would be far larger here (3000 rows, some 60 pages):
     the share of the WAL buffers caps them, at 7 pages with this share, so a range's WAL
     never waits for the WAL writer to make room."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_size_bytes(current_setting('wal_buffers'))"
-            " / current_setting('block_size')::int"
-        )
-        (wal_buffer_pages,) = cursor.fetchone()
-    monkeypatch.setattr(purge, "WAL_BUFFERS_PER_RANGE", 7.5 / wal_buffer_pages)
+    share = 7.5 / purge.wal_buffer_pages(connection)
+    monkeypatch.setattr(purge, "WAL_BUFFERS_PER_RANGE", share)
     fill(expired=3000, active=1000)
     analyze()
 

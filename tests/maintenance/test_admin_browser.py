@@ -53,13 +53,20 @@ def test_a_missing_browser_fails_in_ci_and_is_skipped_elsewhere(monkeypatch):
 
 def submit(browser, button) -> None:
     """Click a form's button and wait for the page it posts to: reading the message list
-    at once could find the previous page's message, which may share its class."""
+    at once could find the previous page's message, which may share its class.
+
+    While the old document unloads, chromedriver can answer the staleness probe with a
+    generic "unknown error: Node with given id does not belong to the document" instead
+    of "stale element"; that means the same thing, so the wait polls again."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     page = browser.find_element("tag name", "html")
     button.click()
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, 10, ignored_exceptions=[WebDriverException]).until(
+        expected_conditions.staleness_of(page)
+    )
 
 
 @pytest.fixture

@@ -4,10 +4,15 @@ all lanes, an outage, a refusal, the send rate, the deadline and a crash, lane b
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
+import time
+import uuid
+from collections import Counter
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db import connections
@@ -254,3 +259,71 @@ def test_users_switched_off_while_the_run_goes_get_nothing(rate, server, setting
         late[1].pk: "user deactivated",
         late[2].pk: "address suppressed",
     }
+
+
+# --- ESP API sessions ----------------------------------------------------------------------
+
+
+class PostmarkApi(BaseHTTPRequestHandler):
+    """Postmark's send API on loopback: each message answered after 50 ms, counted per
+    recipient, with the client connections (ports) seen and the most served at once."""
+
+    protocol_version = "HTTP/1.1"
+    received: Counter
+    peers: set
+    busy = most_busy = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with self.lock:
+            type(self).busy += 1
+            type(self).most_busy = max(self.most_busy, self.busy)
+            self.peers.add(self.client_address)
+        time.sleep(0.05)
+        with self.lock:
+            type(self).busy -= 1
+            self.received[body["To"]] += 1
+        reply = json.dumps(
+            {
+                "To": body["To"],
+                "SubmittedAt": "2026-01-01T00:00:00Z",
+                "ErrorCode": 0,
+                "MessageID": str(uuid.uuid4()),
+                "Message": "OK",
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def postmark(settings):
+    api = type("Api", (PostmarkApi,), {"received": Counter(), "peers": set()})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), api)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.ANYMAIL = {
+        "POSTMARK_SERVER_TOKEN": "test-token",
+        "POSTMARK_API_URL": f"http://127.0.0.1:{httpd.server_address[1]}/",
+    }
+    yield api
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.postgres
+def test_an_esp_backend_gets_one_api_session_per_lane(lanes, postmark):
+    make_due(60)
+
+    assert process_scheduled_emails() == {"sent": 60, "failed": 0, "cancelled": 0, "remaining": 0}
+
+    assert len(postmark.received) == 60 and set(postmark.received.values()) == {1}
+    assert postmark.most_busy == LANES
+    assert len(postmark.peers) == LANES  # each lane kept its one keep-alive connection

@@ -13,7 +13,7 @@ batch, until the run's limit, its time budget or the queue runs out:
 2. filter       `reachability.undeliverable_reason`: an address no retry can deliver to
                 fails its email for good.
 3. compose      `compose.compose`: subject, text, HTML, unsubscribe headers, a stable
-                Message-ID; `smtp_pipeline.prepare` serialises it for the wire.
+                Message-ID; `SmtpPipeline.prepare` serialises it for the SMTP wire.
 4. pace         `rate.SendRateLimiter`: one send slot per message from a shared row
                 (`EMAIL_SEND_RATE`), never beyond the lease or the time budget; what
                 cannot get a slot is handed back unsent (`claims.release`).

@@ -38,7 +38,7 @@ from emails.outbox.compose import compose
 from emails.outbox.rate import SendRateLimiter, wait_until
 from emails.outbox.reachability import Unreachable, undeliverable_reason
 from emails.outbox.sent_status_writer import SentStatusWriter
-from emails.outbox.smtp_pipeline import MessageRefused, SmtpPipeline, prepare
+from emails.outbox.smtp_pipeline import MessageRefused, SmtpPipeline
 from emails.outbox.suppression import suppress
 from maintenance.observe.log_events import EMAIL_SEND_FAILED, SMTP_CLOSE_FAILED, log_event
 
@@ -163,7 +163,7 @@ class BatchSender:
         the batch must stop (no send slot before `until`, the time budget's or the lease's
         end: `rest` is handed back unsent, its attempt not counted)."""
         try:
-            prepared = prepare(compose(email))
+            prepared = self._pipeline.prepare(compose(email))
         except Exception as exc:
             self._settle()
             self._retry_later(email, _describe(exc))

@@ -16,6 +16,11 @@ Scenarios (`--scenarios`, comma-separated):
   (bar: >= 0.6x the N-connection floor).
 - `postmark50`: the same through anymail's Postmark backend, pointed (POSTMARK_API_URL) at
   a loopback HTTP server that answers Postmark's JSON after 50 ms (bar: >= 0.6x).
+- `post_office`: a peer, no bar: django-post-office's `send_queued_mail` (its defaults:
+  one process of 5 threads) on the `smtp50` workload (`bench/post_office_peer.py`). The
+  benchmark installs django-post-office from PyPI into a temporary virtualenv that also
+  sees this one's packages; when that fails (no network) it says so and skips it.
+  PostgreSQL only.
 
 The servers run in their own processes, as real ones would (they do not compete with the
 code under test for this interpreter's GIL), and count what each recipient received:
@@ -50,11 +55,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/pluggedin_bench_emails"
-SCENARIOS = ("instant", "smtp50", "postmark50")
+SCENARIOS = ("instant", "smtp50", "postmark50", "post_office")
 LATENCY = 0.05  # seconds a slow server takes per message
 INSTANT_BAR = 0.7  # ours / one bare connection, server answering at once
 LATENCY_BAR = 0.6  # ours / N bare connections, server taking LATENCY per message
 POSTMARK_BACKEND = "anymail.backends.postmark.EmailBackend"
+POST_OFFICE = "django-post-office==3.12.0"
+MEDIANS: dict[str, float] = {}  # msg/s of ours per scenario, for the peer's comparison
 
 
 def parse() -> argparse.Namespace:
@@ -376,6 +383,7 @@ def with_latency(args: argparse.Namespace, kind: str) -> bool:
     finally:
         server.close()
     ratio = statistics.median(ratios)
+    MEDIANS[kind] = statistics.median(rates["ours"])
     passed = ratio >= LATENCY_BAR and deliveries.exact
     label = "SMTP" if kind == "smtp" else "anymail Postmark backend over HTTP"
     print(f"{label}, {LATENCY * 1000:.0f} ms per message, {count} emails:")
@@ -385,6 +393,101 @@ def with_latency(args: argparse.Namespace, kind: str) -> bool:
     print(f"  {deliveries.report()}")
     print(f"  ratio ours/{lanes} bare: {ratio:.2f}x (bar >= {LATENCY_BAR:.2f}x): {verdict(passed)}")
     return passed
+
+
+def post_office(args: argparse.Namespace) -> bool:
+    """django-post-office's `send_queued_mail` on the `smtp50` workload: figures, no bar."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        print("post_office: skipped (the peer runs on PostgreSQL only)")
+        return True
+    count = args.latency_emails
+    with tempfile.TemporaryDirectory() as folder:
+        python = peer_python(Path(folder))
+        if python is None:
+            return True
+        url = os.environ.get("BENCH_POSTGRES_URL", DEFAULT_PG) + "_post_office"
+        postgres_admin(url, 'DROP DATABASE IF EXISTS "{name}"')
+        postgres_admin(url, 'CREATE DATABASE "{name}"')
+        try:
+            seconds, deliveries = run_peer(python, url, Path(folder) / "messages.json", args)
+        finally:
+            postgres_admin(url, 'DROP DATABASE IF EXISTS "{name}"')
+    rate = count / statistics.median(seconds)
+    print(f"django-post-office 3.12 send_queued_mail (5 threads), SMTP at 50 ms, {count} emails:")
+    print(f"  {rate:6.1f} msg/s (median of {len(seconds)} rounds)")
+    if "smtp" in MEDIANS:
+        print(f"  ours (smtp50) / post_office: {MEDIANS['smtp'] / rate:.2f}x")
+    print(f"  {deliveries.report()}")
+    return deliveries.exact
+
+
+def peer_python(folder: Path) -> Path | None:
+    """A virtualenv in `folder` that sees this interpreter's packages (Django, psycopg) and
+    adds django-post-office from PyPI; None, with the reason printed, when it cannot."""
+    import site
+
+    subprocess.run([sys.executable, "-m", "venv", str(folder / "venv")], check=True)
+    python = folder / "venv" / "bin" / "python"
+    paths = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    purelib = subprocess.check_output([python, "-c", paths], text=True).strip()
+    Path(purelib, "benchmarked_project.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    install = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    done = subprocess.run([*install, POST_OFFICE], capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+        print(f"post_office: skipped (could not install {POST_OFFICE}: {reason})")
+        return None
+    return python
+
+
+def run_peer(python: Path, url: str, messages_file: Path, args: argparse.Namespace):
+    """Round by round: the peer sends, then the server's tally is checked."""
+    server = Server("smtp", LATENCY)
+    try:
+        messages = prepared_messages(args.latency_emails)
+        messages_file.write_text(json.dumps([as_plain(message) for message in messages]))
+        deliveries = Deliveries(server, {message.to[0] for message in messages})
+        peer = subprocess.Popen(
+            [
+                python,
+                ROOT / "bench" / "post_office_peer.py",
+                url,
+                str(server.port),
+                str(messages_file),
+                str(args.rounds),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        seconds = []
+        for round_no in range(1, args.rounds + 1):
+            line = peer.stdout.readline()
+            if not line:
+                raise SystemExit("the post_office peer stopped; see its output above")
+            seconds.append(json.loads(line)["seconds"])
+            deliveries.check("post_office")
+            print(f"  round {round_no}: post_office {args.latency_emails / seconds[-1]:6.1f} msg/s")
+            peer.stdin.write("\n")
+            peer.stdin.flush()
+        peer.communicate(timeout=60)
+    finally:
+        server.close()
+    return seconds, deliveries
+
+
+def as_plain(message) -> dict:
+    """What post_office needs to queue the same message."""
+    return {
+        "to": message.to[0],
+        "from": message.from_email,
+        "subject": message.subject,
+        "text": message.body,
+        "html": message.alternatives[0][0],
+        "headers": {k: v for k, v in message.extra_headers.items() if k != "Message-ID"},
+    }
 
 
 def verdict(passed: bool) -> str:
@@ -405,6 +508,8 @@ def run(args: argparse.Namespace) -> bool:
             results.append(instant(args))
         elif scenario in ("smtp50", "postmark50"):
             results.append(with_latency(args, scenario.removesuffix("50")))
+        elif scenario == "post_office":
+            results.append(post_office(args))
         else:
             raise SystemExit(f"unknown scenario {scenario!r}: choose from {SCENARIOS}")
     return all(results)

@@ -84,12 +84,27 @@ class Lanes:
         try:
             self._drive(self.senders[0])
         except BaseException as exc:
-            self.failures.insert(0, exc)
-            self.halt.set()
+            self._stop_all(exc)
         finally:
-            for thread in threads:
-                thread.join()
+            self._join(threads)
         return sum((sender.counts for sender in self.senders), SendCounts())
+
+    def _join(self, threads: list[threading.Thread]) -> None:
+        """Wait for the other lanes. An interruption meanwhile (a signal's `SystemExit`
+        while lane 0 is done) stops them too, and they still get to hand back their
+        batches before it goes on up."""
+        while True:
+            try:
+                for thread in threads:
+                    thread.join()
+                return
+            except BaseException as exc:
+                self._stop_all(exc)
+
+    def _stop_all(self, failure: BaseException) -> None:
+        """Lane 0's failure (or the caller's interruption) comes first."""
+        self.failures.insert(0, failure)
+        self.halt.set()
 
     def _in_thread(self, sender: BatchSender) -> None:
         try:

@@ -1,6 +1,8 @@
 """A run sends over several connections at once (`SCHEDULED_EMAILS_CONNECTIONS`), against a
-real SMTP server on loopback and real PostgreSQL: every email exactly once, the counts of
-all lanes, an outage, a refusal, the send rate, the deadline and a crash, lane by lane."""
+real SMTP server on loopback (and a loopback Postmark API for anymail) and real
+PostgreSQL: every email exactly once, the counts of all lanes, an outage, a refusal, the
+send rate, the deadline and a crash, lane by lane; and each message's user checked as it
+leaves, also after a wait for its send slot."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from collections import Counter
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psycopg
 import pytest
 from django.db import connections
 from django.utils import timezone
@@ -329,3 +330,44 @@ def test_an_esp_backend_gets_one_api_session_per_lane(lanes, postmark):
     assert len(postmark.received) == 60 and set(postmark.received.values()) == {1}
     assert postmark.most_busy == LANES
     assert len(postmark.peers) == LANES  # each lane kept its one keep-alive connection
+
+
+@pytest.mark.postgres
+def test_a_lane_waiting_for_the_database_lets_the_other_lanes_work():
+    """A "sent" record held up in the database (here by a row lock another session holds
+    for half a second) must not freeze the process: the other lanes' threads go on."""
+    from emails.outbox import claims
+    from emails.outbox.sent_status_writer import SentStatusWriter
+    from tests.processes import test_database_url
+
+    make_due(1)
+    (email,) = claims.claim(1, timezone.now())
+    spins = [0]
+    stop = threading.Event()
+
+    def other_lane() -> None:
+        while not stop.is_set():
+            spins[0] += 1
+
+    spinner = threading.Thread(target=other_lane)
+    spinner.start()
+    try:
+        start = spins[0]
+        time.sleep(0.5)
+        while_sleeping = spins[0] - start
+        with psycopg.connect(test_database_url()) as locker:
+            locker.execute("SELECT 1 FROM scheduled_emails WHERE id = %s FOR UPDATE", [email.pk])
+            locker.pgconn.send_query(b"SELECT pg_sleep(0.5); COMMIT")  # the server lets go
+            writer = SentStatusWriter()
+            writer.write(email, timezone.now())  # waits for the lock in the database
+            start = spins[0]
+            writer.confirm()
+            while_waiting = spins[0] - start
+            while locker.pgconn.get_result() is not None:
+                pass
+    finally:
+        stop.set()
+        spinner.join()
+
+    assert statuses() == {"sent": 1}
+    assert while_waiting > 0.3 * while_sleeping

@@ -97,6 +97,7 @@ class BatchSender:
         self._pipeline: SmtpPipeline | None = None
         self._opened = False
         self._in_flight: ScheduledEmail | None = None
+        self.holding: list[ScheduledEmail] = []  # the batch being sent
 
     @property
     def stopped(self) -> bool:
@@ -130,11 +131,17 @@ class BatchSender:
         if self._backend is None:
             self._backend = get_connection(fail_silently=False)
             self._pipeline = SmtpPipeline(self._backend)
-        with self._writer.confirming_queries():
-            if not self._opened or not self._pipeline.connected:
-                self._open(sendable)
-            self._send_each(sendable, until)
-            self._settle()
+        self.holding = sendable  # kept when the process is stopped: the run hands it back
+        try:
+            with self._writer.confirming_queries():
+                if not self._opened or not self._pipeline.connected:
+                    self._open(sendable)
+                self._send_each(sendable, until)
+                self._settle()
+        except Exception:
+            self.holding = []
+            raise
+        self.holding = []
 
     def close(self) -> None:
         """Close the lane's connection (it stays open from one batch to the next)."""

@@ -22,9 +22,10 @@ import contextvars
 import math
 import threading
 import time
+from contextlib import suppress
 from datetime import datetime
 
-from django.db import connection, connections
+from django.db import DatabaseError, connection, connections
 from django.utils import timezone
 
 from emails.conf import email_settings
@@ -33,6 +34,7 @@ from emails.outbox import claims
 from emails.outbox.batch import BatchSender, SendCounts
 
 LANE_MINIMUM = 10  # emails a lane is opened for, at least
+INTERRUPTION_GRACE = 0.2  # seconds the other lanes get to settle when the process stops
 
 
 class Quota:
@@ -90,16 +92,28 @@ class Lanes:
         return sum((sender.counts for sender in self.senders), SendCounts())
 
     def _join(self, threads: list[threading.Thread]) -> None:
-        """Wait for the other lanes. An interruption meanwhile (a signal's `SystemExit`
-        while lane 0 is done) stops them too, and they still get to hand back their
-        batches before it goes on up."""
-        while True:
-            try:
+        """Wait for the other lanes to end. When the process is being stopped (a signal's
+        `SystemExit`, Ctrl-C; in lane 0 or during this wait) they get
+        `INTERRUPTION_GRACE` to settle their message in flight and hand back the rest of
+        their batch; whatever is still held then is handed back from here, so a run its
+        process ends releases its emails at once, not when their lease runs out."""
+        try:
+            if not self._interrupted():
                 for thread in threads:
                     thread.join()
                 return
-            except BaseException as exc:
-                self._stop_all(exc)
+        except BaseException as exc:
+            self._stop_all(exc)
+        until = time.monotonic() + INTERRUPTION_GRACE
+        for thread in threads:
+            thread.join(max(0.0, until - time.monotonic()))
+        held = [email for sender in self.senders for email in sender.holding]
+        if held:
+            with suppress(DatabaseError):  # the interruption goes on; the lease frees them
+                claims.release(held)
+
+    def _interrupted(self) -> bool:
+        return any(not isinstance(failure, Exception) for failure in self.failures)
 
     def _stop_all(self, failure: BaseException) -> None:
         """Lane 0's failure (or the caller's interruption) comes first."""

@@ -183,18 +183,23 @@ def test_a_deadline_mid_run_stops_every_lane_between_messages(lanes, server, set
     exactly_once(server, 80)
 
 
-@pytest.mark.postgres
-def test_a_run_killed_mid_send_repeats_at_most_one_message_per_lane(server, settings):
-    lease = 3
-    make_due(200)
-    runner = manage(
+def running_in_a_process(server, **env: str):
+    """The sending service in a process of its own, on LANES lanes, sending to `server`."""
+    return manage(
         "shell",
         "-c",
         "from emails.outbox import process_scheduled_emails; process_scheduled_emails()",
         EMAIL_URL=server.url,
         SCHEDULED_EMAILS_CONNECTIONS=str(LANES),
-        SCHEDULED_EMAILS_LEASE_SECONDS=str(lease),
+        **env,
     )
+
+
+@pytest.mark.postgres
+def test_a_run_killed_mid_send_repeats_at_most_one_message_per_lane(server, settings):
+    lease = 3
+    make_due(200)
+    runner = running_in_a_process(server, SCHEDULED_EMAILS_LEASE_SECONDS=str(lease))
     assert wait_for(lambda: len(server.messages) >= 40, timeout=60, interval=0.02)
     os.kill(runner.pid, signal.SIGKILL)
     runner.communicate(timeout=30)
@@ -371,3 +376,28 @@ def test_a_lane_waiting_for_the_database_lets_the_other_lanes_work():
 
     assert statuses() == {"sent": 1}
     assert while_waiting > 0.3 * while_sleeping
+
+
+@pytest.mark.postgres
+def test_a_run_its_process_stops_hands_back_every_lanes_emails_at_once(server):
+    """Ctrl-C (as SIGTERM, gunicorn's timeout: the process is ending) mid-run: every lane
+    settles or hands back its batch; nothing is left held for the 15-minute lease."""
+    server.recorder.delay = 0.25
+    make_due(80)
+    runner = running_in_a_process(server)
+    assert wait_for(lambda: len(server.messages) >= 2 * LANES, timeout=60, interval=0.02)
+    os.kill(runner.pid, signal.SIGINT)
+    _, stderr = runner.communicate(timeout=30)
+
+    assert "KeyboardInterrupt" in stderr
+    counts = statuses()
+    sent = counts.get("sent", 0)
+    assert 0 < sent < 80 and counts == {"sent": sent, "pending": 80 - sent}, counts
+    assert {row.attempts for row in ScheduledEmail.objects.exclude(status="sent")} == {0}
+    received = server.received()
+    assert max(received.values()) == 1
+    sent_to = set(
+        ScheduledEmail.objects.filter(status="sent").values_list("user__email", flat=True)
+    )
+    assert sent_to <= set(received)
+    assert len(received) - len(sent_to) <= LANES  # the messages in flight, handed back

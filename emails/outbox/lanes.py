@@ -10,8 +10,9 @@ connection: a crash repeats at most one message per lane. The lanes share the ru
 stop signal (`halt`): a lane that finds the mail server gone, or fails otherwise, stops the
 others between messages, and they hand back what they have not started.
 
-Lane 0 runs on the calling thread, so it sees what the caller sees and a `SystemExit` in
-it (a signal handler's) stops the others before it goes on up. The other lanes are
+Lane 0 runs on the calling thread, so it sees what the caller sees, and an interruption
+there (a signal handler's `SystemExit`, Ctrl-C) stops the others and hands every lane's
+batch back before it goes on up. The other lanes are
 threads (the work waits on sockets); each closes its database connection when done. A
 database without SKIP LOCKED (SQLite, one host's file) gets one lane.
 """

@@ -68,6 +68,9 @@ class TaskRun(models.Model):
     class Meta:
         db_table = "maintenance_task_runs"
         ordering = ["-started_at", "-id"]
+        # Running a task from the admin (Run now, the changelist actions) is more than
+        # viewing its log: its own permission, granted like any other (a group).
+        permissions = [("run_task", "Can run a maintenance task now from the admin")]
         indexes = [
             models.Index(
                 fields=["task", "status", "-started_at"], name="task_runs_task_status_idx"

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.utils import timezone
 
 from maintenance.admin.actions import run_task_action
+from maintenance.admin.permissions import ActionPermissionsAdmin
 from oauth.models import ExpiringModel, OAuthSession, PKCEState
 from oauth.tasks import OAUTH_SESSION_CLEANUP, PKCE_CLEANUP
 
@@ -28,7 +29,7 @@ def mask(secret: str, shown: int = 4) -> str:
     return f"{secret[:shown]}…({len(secret)} chars)"
 
 
-class ExpiringAdmin(admin.ModelAdmin):
+class ExpiringAdmin(ActionPermissionsAdmin):
     """Read-only inspection of short-lived OAuth rows keyed by a `state`."""
 
     list_filter = [ExpiryFilter, "created_at"]

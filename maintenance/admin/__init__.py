@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -16,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from maintenance import registry
 from maintenance.admin.actions import report_outcome
+from maintenance.admin.permissions import PAUSE_TASK, RUN_TASK, require
 from maintenance.admin.readonly import ReadOnlyAdmin
 from maintenance.models import TaskLock, TaskPause, TaskRun, Trigger
 from maintenance.runs import pauses
@@ -83,9 +83,9 @@ class TaskRunAdmin(ReadOnlyAdmin):
         ]
 
     def run_now_view(self, request: HttpRequest, task: str) -> HttpResponseRedirect:
-        """POST only, staff only (admin_view), CSRF-checked; recorded with trigger `admin`."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
+        """POST only, staff only (admin_view), CSRF-checked, `maintenance.run_task`;
+        recorded with trigger `admin`."""
+        require(request, RUN_TASK)
         known_task(task)
         report_outcome(self, request, run_task(task, Trigger.ADMIN))
         return back(request)
@@ -93,7 +93,7 @@ class TaskRunAdmin(ReadOnlyAdmin):
     def pause_view(self, request: HttpRequest, task: str) -> HttpResponseRedirect:
         """Pause `task` on every host, recorded with this admin user; POST `reason` (required)
         and `for` (`30m`, `2h`, `1d`; empty: until resumed). A bad value changes nothing."""
-        may_pause(request)
+        require(request, PAUSE_TASK)
         known_task(task)
         duration = request.POST.get("for", "")
         try:
@@ -108,7 +108,9 @@ class TaskRunAdmin(ReadOnlyAdmin):
         return back(request)
 
     def resume_view(self, request: HttpRequest, task: str) -> HttpResponseRedirect:
-        may_pause(request)
+        """Pausing and resuming change what every host does: `change_taskpause`, not just
+        a staff login."""
+        require(request, PAUSE_TASK)
         known_task(task)
         lifted = pauses.resume(task, by(request))
         if lifted is None:
@@ -122,13 +124,6 @@ class TaskRunAdmin(ReadOnlyAdmin):
 def known_task(task: str) -> None:
     if task not in registry.names():
         raise Http404(f"No task {task!r}")
-
-
-def may_pause(request: HttpRequest) -> None:
-    """Pausing and resuming change what every host does: the `change_taskpause` permission
-    (superusers have it), not just a staff login."""
-    if not request.user.has_perm("maintenance.change_taskpause"):
-        raise PermissionDenied
 
 
 def by(request: HttpRequest) -> str:

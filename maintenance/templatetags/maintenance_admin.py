@@ -13,6 +13,7 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from maintenance import registry
+from maintenance.admin.permissions import PAUSE_TASK, RUN_TASK
 from maintenance.isotime import iso_utc
 from maintenance.observe.status import duration_text, maintenance_status
 from maintenance.observe.ticks import STRIP_TICKS, Tick, latest_ticks
@@ -38,7 +39,8 @@ def task_summary(context: template.Context) -> dict[str, Any]:
         "status": status,
         "rows": [task_row(task) for task in tasks],
         "paused_count": sum(1 for task in tasks if task["paused"]),
-        "can_pause": bool(user and user.has_perm("maintenance.change_taskpause")),
+        "can_run": bool(user and user.has_perm(RUN_TASK)),
+        "can_pause": bool(user and user.has_perm(PAUSE_TASK)),
         "durations": DURATION_CHOICES,
         "csrf_token": context.get("csrf_token"),
         "request": request,

@@ -36,6 +36,7 @@ from maintenance.observe.redaction import redact
 from maintenance.observe.status import pause_summary
 from maintenance.outcome import RunOutcome, TaskFailed
 from maintenance.runs import clock, pauses, retention
+from maintenance.runs.budget import budget_note, http_budget, run_within_budget
 from maintenance.runs.deadlines import deadline_of
 from maintenance.runs.host import host_name
 from maintenance.runs.locks import process_alive, task_lock
@@ -158,19 +159,21 @@ def _take_and_run(
 def _execute(
     task: registry.Task, trigger: str, started: float, options: dict[str, Any], run: TaskRun
 ) -> RunOutcome:
-    """Call the task function under its deadline; the run is claimed and the task held."""
+    """Call the task function under its deadline (an HTTP run: within its budget, see
+    `budget.py`); the run is claimed and the task held."""
     missed = _record_missed(task, run.tick) if run.tick is not None else 0
     log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
     notify_started(task, run)
+    budget = http_budget(trigger, started)
     try:
-        with deadline_of(task.max_runtime_seconds):
-            result = dict(task.func(**options))
+        with deadline_of(task.max_runtime_seconds, budget=budget):
+            result = run_within_budget(task.func, options)
         if missed:
             result["missedTicks"] = missed
     except Exception as exc:
         outcome = _failure(task.name, trigger, started, exc, run=run)
     else:
-        message = task.describe(result)
+        message = task.describe(result) + budget_note(result)
         outcome = _finish(run, started, RunStatus.SUCCEEDED, result, message=message)
     notify_finished(outcome)
     return outcome

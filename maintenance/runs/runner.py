@@ -5,7 +5,9 @@ claims its tick (`served_ticks.py`: a loser records its skip and is done), and t
 passes the task's gate, takes the single-flight lock, is recorded in the run log (a manual
 run's row is written here) and calls the task function. Every
 outcome, including a database outage before anything could be recorded, comes back as a
-`RunOutcome`; nothing is swallowed and nothing raises.
+`RunOutcome`; nothing is swallowed and nothing raises, except what ends the process
+mid-run (SystemExit, KeyboardInterrupt, SIGTERM: `interruptions.py`), which goes on once
+the run is closed `failed`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from maintenance.runs import clock, pauses, retention
 from maintenance.runs.budget import budget_note, http_budget, run_within_budget
 from maintenance.runs.deadlines import deadline_of
 from maintenance.runs.host import host_name
+from maintenance.runs.interruptions import interruption, sigterm_raises
 from maintenance.runs.locks import process_alive, task_lock
 from maintenance.runs.reconnect import on_a_working_connection
 from maintenance.runs.served_ticks import (
@@ -166,12 +169,15 @@ def _execute(
     notify_started(task, run)
     budget = http_budget(trigger, started)
     try:
-        with deadline_of(task.max_runtime_seconds, budget=budget):
+        with deadline_of(task.max_runtime_seconds, budget=budget), sigterm_raises():
             result = run_within_budget(task.func, options)
         if missed:
             result["missedTicks"] = missed
     except Exception as exc:
         outcome = _failure(task.name, trigger, started, exc, run=run)
+    except BaseException as exc:  # the process is ending (interruptions.py): close the run
+        _log(_failure(task.name, trigger, started, exc, run=run))
+        raise
     else:
         message = task.describe(result) + budget_note(result)
         outcome = _finish(run, started, RunStatus.SUCCEEDED, result, message=message)
@@ -285,11 +291,12 @@ def _record_skip(
 
 
 def _failure(
-    name: str, trigger: str, started: float, exc: Exception, run: TaskRun | None
+    name: str, trigger: str, started: float, exc: BaseException, run: TaskRun | None
 ) -> RunOutcome:
     # Redacted once here, so no secret in an exception message reaches the run log, the
     # admin, an HTTP body or a log line.
     text = str(exc) if isinstance(exc, TaskFailed) else f"{type(exc).__name__}: {exc}"
+    text = interruption(exc) or text
     error = redact(text.strip().splitlines()[0]) + _migrate_hint(exc)
     result = exc.result if isinstance(exc, TaskFailed) else {}
     outcome = RunOutcome(
@@ -340,7 +347,7 @@ def _finish(
     )
 
 
-def _migrate_hint(exc: Exception) -> str:
+def _migrate_hint(exc: BaseException) -> str:
     """A hint when the database lacks the run log's table (a fresh database)."""
     if not isinstance(exc, DatabaseError):
         return ""

@@ -34,6 +34,32 @@ def signalled_after(seconds: float, signum: int) -> Iterator[None]:
 
 
 @contextmanager
+def signalled_once_blocked(signum: int) -> Iterator[None]:
+    """Send `signum` to this process's main thread once a statement of the test database
+    waits on a row lock (not earlier: an interruption while a statement is still running
+    makes psycopg cancel it, and through a pooler that cancel can land on a later one)."""
+    import psycopg
+
+    from tests.processes import test_database_url, wait_for
+
+    def blocked() -> bool:
+        with psycopg.connect(test_database_url(), autocommit=True) as watcher:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            return watcher.execute(query).fetchone()[0] > 0
+
+    def signal_when_blocked() -> None:
+        if wait_for(blocked, timeout=30, interval=0.05):
+            signal.pthread_kill(threading.main_thread().ident, signum)
+
+    watcher = threading.Thread(target=signal_when_blocked)
+    watcher.start()
+    try:
+        yield
+    finally:
+        watcher.join()
+
+
+@contextmanager
 def exiting_on(signum: int) -> Iterator[None]:
     """`signum` raises SystemExit(1), as gunicorn's SIGABRT handler does on a worker timeout."""
     previous = signal.signal(signum, lambda *_: sys.exit(1))
@@ -80,7 +106,7 @@ def test_keyboard_interrupt_mid_run_closes_the_run_failed(isolated_registry):
 @pytest.mark.postgres
 def test_sigterm_during_a_cleanup_waiting_on_the_database_closes_it_failed(settings):
     locked = _newest_of_five_expired_rows_locked(settings, max_runtime="60")
-    with locked, signalled_after(0.5, signal.SIGTERM), pytest.raises(Terminated):
+    with locked, signalled_once_blocked(signal.SIGTERM), pytest.raises(Terminated):
         run_task("pkce_cleanup", "command")
 
     run = the_only_run("pkce_cleanup")
@@ -92,7 +118,7 @@ def test_sigterm_during_a_cleanup_waiting_on_the_database_closes_it_failed(setti
 def test_system_exit_during_a_cleanup_waiting_on_the_database_closes_it_failed(settings):
     locked = _newest_of_five_expired_rows_locked(settings, max_runtime="60")
     gunicorn_like = exiting_on(signal.SIGUSR1)
-    with locked, gunicorn_like, signalled_after(0.5, signal.SIGUSR1), pytest.raises(SystemExit):
+    with locked, gunicorn_like, signalled_once_blocked(signal.SIGUSR1), pytest.raises(SystemExit):
         run_task("pkce_cleanup", "command")
 
     run = the_only_run("pkce_cleanup")

@@ -176,6 +176,8 @@ def _execute(
     except Exception as exc:
         outcome = _failure(task.name, trigger, started, exc, run=run)
     except BaseException as exc:  # the process is ending (interruptions.py): close the run
+        # and go on, without the observers: a heartbeat ping (up to its 5 s timeout) would
+        # outlast the second gunicorn leaves an aborted worker before SIGKILL.
         _log(_failure(task.name, trigger, started, exc, run=run))
         raise
     else:

@@ -218,6 +218,13 @@ maintenance_settings = AppSettings(
         "MAINTENANCE_RUN_PRUNE_INTERVAL_SECONDS": Setting(
             3600, "How often one process may prune the run log.", whole_number(1)
         ),
+        "MAINTENANCE_HTTP_BUDGET_SECONDS": Setting(
+            25.0,
+            "How long an HTTP-triggered run may go on before it stops and answers 200 with "
+            "what it did; keep it under the web server's worker timeout (gunicorn: 30 s).",
+            positive_number,
+            env=float,
+        ),
         "MAINTENANCE_HEARTBEAT_URLS": Setting(
             {},
             "Heartbeat ping URL per task name, besides <TASK>_HEARTBEAT_URL.",

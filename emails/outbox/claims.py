@@ -9,17 +9,22 @@ use a conditional `UPDATE` per row that only succeeds if the row is still as it 
 
 Every transition after the claim is one `UPDATE` filtered on `status='sending'`, written
 the moment the outcome is known, so a crash loses at most the in-flight message's record.
+A run ended by its process (gunicorn's worker timeout, SIGTERM, Ctrl-C) hands its batch
+back at once rather than holding it for the lease (`handed_back_if_interrupted`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 
 from emails.conf import email_settings
 from emails.models import EmailStatus, ScheduledEmail
+from maintenance.runs.reconnect import on_a_working_connection
 
 MAX_ERROR_CHARS = 2000
 MAX_BACKOFF = timedelta(days=1)
@@ -108,3 +113,19 @@ def release(emails: list[ScheduledEmail]) -> None:
     ScheduledEmail.objects.filter(
         id__in=[email.pk for email in emails], status=EmailStatus.SENDING
     ).update(status=EmailStatus.PENDING, claimed_until=None, attempts=F("attempts") - 1)
+
+
+@contextmanager
+def handed_back_if_interrupted(batch: list[ScheduledEmail]) -> Iterator[None]:
+    """When the process ends the run inside the block (SystemExit, KeyboardInterrupt,
+    SIGTERM), release the batch's rows still `sending` at once, no attempt counted, on a
+    new connection if the interrupted one is mid-query. The message in flight may then go
+    out again: the one repeat a crash allows. Should even that fail, the lease frees them."""
+    try:
+        yield
+    except Exception:
+        raise
+    except BaseException:
+        with suppress(DatabaseError):
+            on_a_working_connection(lambda: release(batch))
+        raise

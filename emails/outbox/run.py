@@ -8,7 +8,9 @@ run stops instead of hammering a server that is down; nothing is marked sent, an
 fails (`TaskFailed`) with the counts of what did go out. A reply refusing one message is
 that message's failure, never the run's. A run that reaches its deadline
 (`<TASK>_MAX_RUNTIME_SECONDS`) hands the unsent rest of its batch back, as at the end of
-its time budget, and fails as timed out with the same counts.
+its time budget, and fails as timed out with the same counts (at an HTTP run's budget,
+`MAINTENANCE_HTTP_BUDGET_SECONDS`, the runner counts that stop a success). A run its
+process ends mid-batch hands the batch back at once (`claims.handed_back_if_interrupted`).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def process_scheduled_emails(
             break
         claimed += len(batch)
         try:
-            sender.send(batch, claimed_at=claimed_at)
+            with claims.handed_back_if_interrupted(batch):
+                sender.send(batch, claimed_at=claimed_at)
         except SmtpUnavailable as outage:
             counts = {**sender.counts.as_dict(), "remaining": remaining(now)}
             raise TaskFailed(str(outage), counts) from outage

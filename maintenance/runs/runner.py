@@ -5,7 +5,9 @@ claims its tick (`served_ticks.py`: a loser records its skip and is done), and t
 passes the task's gate, takes the single-flight lock, is recorded in the run log (a manual
 run's row is written here) and calls the task function. Every
 outcome, including a database outage before anything could be recorded, comes back as a
-`RunOutcome`; nothing is swallowed and nothing raises.
+`RunOutcome`; nothing is swallowed and nothing raises, except what ends the process
+mid-run (SystemExit, KeyboardInterrupt, SIGTERM: `interruptions.py`), which goes on once
+the run is closed `failed`.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from maintenance.observe.redaction import redact
 from maintenance.observe.status import pause_summary
 from maintenance.outcome import RunOutcome, TaskFailed
 from maintenance.runs import clock, pauses, retention
+from maintenance.runs.budget import budget_note, http_budget, run_within_budget
 from maintenance.runs.deadlines import deadline_of
 from maintenance.runs.host import host_name
+from maintenance.runs.interruptions import interruption, sigterm_raises
 from maintenance.runs.locks import process_alive, task_lock
 from maintenance.runs.reconnect import on_a_working_connection
 from maintenance.runs.served_ticks import (
@@ -158,19 +162,26 @@ def _take_and_run(
 def _execute(
     task: registry.Task, trigger: str, started: float, options: dict[str, Any], run: TaskRun
 ) -> RunOutcome:
-    """Call the task function under its deadline; the run is claimed and the task held."""
+    """Call the task function under its deadline (an HTTP run: within its budget, see
+    `budget.py`); the run is claimed and the task held."""
     missed = _record_missed(task, run.tick) if run.tick is not None else 0
     log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
     notify_started(task, run)
+    budget = http_budget(trigger, started)
     try:
-        with deadline_of(task.max_runtime_seconds):
-            result = dict(task.func(**options))
+        with deadline_of(task.max_runtime_seconds, budget=budget), sigterm_raises():
+            result = run_within_budget(task.func, options)
         if missed:
             result["missedTicks"] = missed
     except Exception as exc:
         outcome = _failure(task.name, trigger, started, exc, run=run)
+    except BaseException as exc:  # the process is ending (interruptions.py): close the run
+        # and go on, without the observers: a heartbeat ping (up to its 5 s timeout) would
+        # outlast the second gunicorn leaves an aborted worker before SIGKILL.
+        _log(_failure(task.name, trigger, started, exc, run=run))
+        raise
     else:
-        message = task.describe(result)
+        message = task.describe(result) + budget_note(result)
         outcome = _finish(run, started, RunStatus.SUCCEEDED, result, message=message)
     notify_finished(outcome)
     return outcome
@@ -282,11 +293,12 @@ def _record_skip(
 
 
 def _failure(
-    name: str, trigger: str, started: float, exc: Exception, run: TaskRun | None
+    name: str, trigger: str, started: float, exc: BaseException, run: TaskRun | None
 ) -> RunOutcome:
     # Redacted once here, so no secret in an exception message reaches the run log, the
     # admin, an HTTP body or a log line.
     text = str(exc) if isinstance(exc, TaskFailed) else f"{type(exc).__name__}: {exc}"
+    text = interruption(exc) or text
     error = redact(text.strip().splitlines()[0]) + _migrate_hint(exc)
     result = exc.result if isinstance(exc, TaskFailed) else {}
     outcome = RunOutcome(
@@ -337,7 +349,7 @@ def _finish(
     )
 
 
-def _migrate_hint(exc: Exception) -> str:
+def _migrate_hint(exc: BaseException) -> str:
     """A hint when the database lacks the run log's table (a fresh database)."""
     if not isinstance(exc, DatabaseError):
         return ""

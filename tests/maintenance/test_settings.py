@@ -55,6 +55,7 @@ BAD_VALUES = [
     ("SCHEDULED_EMAILS_BATCH_SIZE", "0", "a whole number from 1"),
     ("SCHEDULED_EMAILS_MAX_ATTEMPTS", "-1", "a whole number from 1"),
     ("SCHEDULED_EMAILS_MAX_SECONDS", "inf", "a number greater than 0"),
+    ("MAINTENANCE_HTTP_BUDGET_SECONDS", "0", "a number greater than 0"),
     ("PKCE_STATE_TTL_SECONDS", "abc", "a whole number"),
     ("IN_PROCESS_SCHEDULER", "maybe", "true or false"),
     ("LOG_LEVEL", "LOUD", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),

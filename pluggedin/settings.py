@@ -22,7 +22,7 @@ import emails.conf  # noqa: F401 - declares its settings table, read below
 import oauth.conf  # noqa: F401 - declares its settings table, read below
 from maintenance.conf import PROJECT_SETTINGS, TASK_SETTING_NAME, Setting, app_settings
 from maintenance.envfile import without_inline_comments
-from maintenance.triggers.cronjobs import DeclaredCronJobs
+from maintenance.triggers.cronjobs import DeclaredCronJobs, cron_escaped
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -228,14 +228,14 @@ CRONJOBS = DeclaredCronJobs()
 CRONTAB_PYTHON_EXECUTABLE = env.str("CRONTAB_PYTHON_EXECUTABLE", default=sys.executable)
 CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
 CRONTAB_COMMENT = _plumbing("CRONTAB_COMMENT")
-CRONTAB_COMMAND_PREFIX = _plumbing("CRONTAB_COMMAND_PREFIX")
+CRONTAB_COMMAND_PREFIX = cron_escaped(_plumbing("CRONTAB_COMMAND_PREFIX"))
 # The crontab command django-crontab reads and writes, e.g. `crontab -u app` (run as root)
 # to install the entries in the crontab of the user who should run them.
 CRONTAB_EXECUTABLE = _plumbing("CRONTAB_EXECUTABLE")
 # A relative CRON_LOG_FILE is under BASE_DIR (cron's working directory is $HOME); its
 # folder is created by `manage.py crontab add`.
 CRON_LOG_FILE = str(BASE_DIR / _plumbing("CRON_LOG_FILE"))
-CRONTAB_COMMAND_SUFFIX = f">> {shlex.quote(CRON_LOG_FILE)} 2>&1"
+CRONTAB_COMMAND_SUFFIX = f">> {cron_escaped(shlex.quote(CRON_LOG_FILE))} 2>&1"
 ENV_FILE = _ENV_FILE
 
 # --- Email ---

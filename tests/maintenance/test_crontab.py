@@ -163,6 +163,24 @@ def test_crontab_add_show_remove_leave_other_lines_alone(throwaway_crontab, tmp_
     assert installed("root") == root_before, "root's crontab is never touched"
 
 
+def test_a_percent_sign_reaches_the_crontab_escaped(throwaway_crontab, tmp_path):
+    """Cron turns a bare `%` into a newline and feeds the rest to stdin: `crontab add`
+    writes each one as `\\%`, which cron hands the shell as `%`."""
+    log = tmp_path / "logs" / "cron-%d.log"
+    env = crontab_env(
+        throwaway_crontab, CRON_LOG_FILE=str(log), CRONTAB_COMMAND_PREFIX="RUN_TAG=100%"
+    )
+
+    manage_crontab("add", env)
+
+    ours = [line for line in installed(throwaway_crontab).splitlines() if "crontab run" in line]
+    assert len(ours) == len(declared_schedules())
+    for line in ours:
+        assert line.split(" 2>&1 ")[0].endswith(f">> {str(log).replace('%', chr(92) + '%')}")
+        assert f"RUN_TAG=100\\% {PYTHON}" in line
+        assert line.count("%") == line.count("\\%") == 2
+
+
 # --- End to end: a cron daemon runs the entries ---------------------------------------
 
 # In its own mount namespace the daemon sees an empty /etc/crontab and /etc/cron.d and a
@@ -281,9 +299,10 @@ def test_cron_daemon_runs_the_entries_and_a_failure_shows_as_failed(
 ):
     """Every-minute entries installed from an env file that points at the test database:
     within about a minute cron records a succeeded pkce_cleanup run and a failed
-    oauth_session_cleanup run (its table is gone), and both land in the log file."""
+    oauth_session_cleanup run (its table is gone), and both land in the log file, whose
+    name holds a `%` (cron would end the command there if the line left it bare)."""
     root_before = installed("root")
-    log = private_cron.user_file("cron.log")
+    log = private_cron.user_file("cron-%d.log")
     env_file = private_cron.user_file(
         "cron.env",
         "\n".join(

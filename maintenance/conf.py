@@ -297,7 +297,9 @@ PROJECT_SETTINGS: dict[str, Setting] = {
         None, "Interpreter of the entries; default: this one.", env=str
     ),
     "CRONTAB_COMMAND_PREFIX": Setting("", "Prepended to each entry's command.", env=str),
-    "SENTRY_DSN": Setting("", "Sentry errors and Crons check-ins; empty: off.", env=str),
+    "SENTRY_DSN": Setting(
+        "", "Sentry errors and Crons check-ins; empty: off.", secret=True, env=str
+    ),
     "SENTRY_ENVIRONMENT": Setting("", "Sentry environment name.", env=str),
     "LOG_LEVEL": Setting("INFO", "Level of the project's loggers.", env=str),
     "LOG_FORMAT": Setting("plain", "plain or json log lines.", env=str),

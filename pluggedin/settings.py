@@ -77,6 +77,42 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
+# --- TLS and a proxy in front (Django's own settings, Django's defaults when unset) ---
+# Behind a TLS-terminating proxy: SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https and
+# CSRF_TRUSTED_ORIGINS=https://host (admin POSTs), the secure flags and HSTS to clear
+# `check --deploy`. SECRET_KEY_FALLBACKS keeps links signed with a rotated-out key working.
+_PROXY_SSL_HEADER = re.compile(r"(HTTP_[A-Z0-9_]+),([^\s,]+)")
+
+
+def _proxy_ssl_header() -> tuple[str, str] | None:
+    raw = env.ENVIRON.get("SECURE_PROXY_SSL_HEADER", "").strip()
+    if not raw:
+        return None
+    match = _PROXY_SSL_HEADER.fullmatch(raw.replace(" ", ""))
+    if not match:
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER is {raw!r}: set it to the request header and the value "
+            "that mean https, comma-separated, e.g. HTTP_X_FORWARDED_PROTO,https."
+        )
+    return match[1], match[2]
+
+
+def _declared(name: str):
+    """A setting of PROJECT_SETTINGS parsed as the type of its declared default."""
+    default = PROJECT_SETTINGS[name].default
+    return _env_value(name, type(default), default=default)
+
+
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
+SECURE_SSL_REDIRECT = _declared("SECURE_SSL_REDIRECT")
+SESSION_COOKIE_SECURE = _declared("SESSION_COOKIE_SECURE")
+CSRF_COOKIE_SECURE = _declared("CSRF_COOKIE_SECURE")
+SECURE_HSTS_SECONDS = _declared("SECURE_HSTS_SECONDS")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _declared("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = _declared("SECURE_HSTS_PRELOAD")
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -275,6 +275,18 @@ PROJECT_SETTINGS: dict[str, Setting] = {
         "", "Django's signing key; required unless DEBUG.", secret=True, env=str, cron=True
     ),
     "ALLOWED_HOSTS": Setting(None, "Hosts this server answers to, comma-separated.", env=str),
+    # Django's TLS and proxy settings, with Django's own defaults (docs: README).
+    "CSRF_TRUSTED_ORIGINS": Setting([], "Origins trusted for unsafe requests.", env=str),
+    "SECURE_PROXY_SSL_HEADER": Setting(None, "Header,value meaning https.", env=str),
+    "SECURE_SSL_REDIRECT": Setting(False, "Redirect http to https.", env=bool),
+    "SESSION_COOKIE_SECURE": Setting(False, "Session cookie over https only.", env=bool),
+    "CSRF_COOKIE_SECURE": Setting(False, "CSRF cookie over https only.", env=bool),
+    "SECURE_HSTS_SECONDS": Setting(0, "Strict-Transport-Security max-age.", env=int),
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": Setting(False, "HSTS includeSubDomains.", env=bool),
+    "SECURE_HSTS_PRELOAD": Setting(False, "HSTS preload.", env=bool),
+    "SECRET_KEY_FALLBACKS": Setting(
+        [], "Retired SECRET_KEYs still accepted by signatures.", secret=True, env=str
+    ),
     "EMAIL_URL": Setting("consolemail://", "django-environ email URL.", env=str, cron=True),
     "EMAIL_HOST_PASSWORD": Setting(None, "The password in EMAIL_URL.", secret=True),
     "DEFAULT_FROM_EMAIL": Setting(
@@ -304,7 +316,9 @@ PROJECT_SETTINGS: dict[str, Setting] = {
         None, "Interpreter of the entries; default: this one.", env=str
     ),
     "CRONTAB_COMMAND_PREFIX": Setting("", "Prepended to each entry's command.", env=str),
-    "SENTRY_DSN": Setting("", "Sentry errors and Crons check-ins; empty: off.", env=str),
+    "SENTRY_DSN": Setting(
+        "", "Sentry errors and Crons check-ins; empty: off.", secret=True, env=str
+    ),
     "SENTRY_ENVIRONMENT": Setting("", "Sentry environment name.", env=str),
     "LOG_LEVEL": Setting("INFO", "Level of the project's loggers.", env=str),
     "LOG_FORMAT": Setting("plain", "plain or json log lines.", env=str),

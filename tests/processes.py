@@ -61,6 +61,19 @@ def project_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def run_bare_manage(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+    """`manage.py args` in a bare environment (no `.env`), as cron or a service manager
+    runs it: `project_env(**env)`."""
+    return subprocess.run(
+        [PYTHON, MANAGE, *args],
+        cwd=ROOT,
+        env=project_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def manage(*args: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), *args],

@@ -17,23 +17,12 @@ from maintenance.runs.runner import run_task
 from maintenance.triggers.scheduler import Scheduler, start_in_process
 from oauth.models import PKCEState
 from tests.factories import make_state
-from tests.processes import MANAGE, PYTHON, ROOT, project_env
+from tests.processes import PYTHON, ROOT, project_env
+from tests.processes import run_bare_manage as manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 GOOD_SECRET = "Zq3-8vH_kT0pXw7sLr2mNa9cYb5dEf1gJh4iKl6oPu"
-
-
-def manage(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
-    """`manage.py args` in a bare environment (no `.env`), as cron runs it."""
-    return subprocess.run(
-        [PYTHON, MANAGE, *args],
-        cwd=ROOT,
-        env=project_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def refused_in_one_line(result: subprocess.CompletedProcess, *names: str) -> str:

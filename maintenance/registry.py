@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from maintenance.conf import task_setting
+from maintenance.conf import task_seconds, task_setting
 from maintenance.schedules import cron
 
 TaskFunction = Callable[..., Mapping[str, Any]]
@@ -122,8 +122,8 @@ class Task:
     @property
     def max_runtime_seconds(self) -> float:
         """The deadline in force: `<NAME>_MAX_RUNTIME_SECONDS`, else the declared default."""
-        seconds = task_setting(self.name, "MAX_RUNTIME_SECONDS")
-        return float(seconds) if seconds else self.max_runtime.total_seconds()
+        seconds = task_seconds(self.name, "MAX_RUNTIME_SECONDS")
+        return seconds if seconds is not None else self.max_runtime.total_seconds()
 
     @property
     def every(self) -> timedelta:
@@ -134,8 +134,8 @@ class Task:
     def starting_deadline(self) -> timedelta | None:
         """`<NAME>_STARTING_DEADLINE_SECONDS`: how late after its tick a run may still
         start; None (unset) means until the next tick."""
-        seconds = task_setting(self.name, "STARTING_DEADLINE_SECONDS")
-        return timedelta(seconds=float(seconds)) if seconds else None
+        seconds = task_seconds(self.name, "STARTING_DEADLINE_SECONDS")
+        return timedelta(seconds=seconds) if seconds is not None else None
 
     def option(self, name: str) -> Option | None:
         return next((option for option in self.options if option.name == name), None)

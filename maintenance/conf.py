@@ -272,7 +272,7 @@ maintenance_settings = AppSettings(
         ),
         "SENTRY_CHECKIN_MARGIN_MINUTES": Setting(
             None,
-            "Sentry Crons checkin_margin of every task; unset: each task's interval in force.",
+            "Sentry Crons checkin_margin of every task; unset: the gap between two of its ticks.",
             unset_or(whole_number(1, 40_320)),
             env=int,
         ),

@@ -82,8 +82,8 @@ class Task:
     """A named unit of maintenance work, declared once.
 
     `func` does the work and returns JSON-serialisable counts; `message` is formatted with
-    those counts for humans (`dry_run_message` on a dry run). `cron` and `interval` are
-    defaults: `<NAME>_CRON` and `<NAME>_INTERVAL_SECONDS` override them. `gate` returns a
+    those counts for humans (`dry_run_message` on a dry run). `cron` is the default
+    schedule, the only one: `<NAME>_CRON` overrides it. `gate` returns a
     reason when the task must not run in this deployment (emails outside the cloud), or
     None. `backlog` counts the work waiting for the task, keyed by snake_case kind
     (`expired_pkce_states`: the metrics label; status shows it in camelCase). `options`
@@ -97,7 +97,6 @@ class Task:
     description: str
     message: str
     cron: str
-    interval: timedelta
     command: str = ""
     path: str = ""
     order: int = 100

@@ -10,9 +10,10 @@ see it. Modules read `maintenance_settings.CRON_SECRET`, never
 tables; the redaction filter and the cron check (W201) read `secret` and `cron` from them.
 This module imports nothing that needs the apps loaded, so the settings can import it.
 
-A task's own settings (`<TASK>_CRON`, `<TASK>_STARTING_DEADLINE_SECONDS`, `<TASK>_HEARTBEAT_URL`)
-are named after the task, so any declared task has them without a line here:
-`task_setting()` is the one place that builds those names.
+A task's own settings (`<TASK>_CRON`, `<TASK>_STARTING_DEADLINE_SECONDS`,
+`<TASK>_MAX_RUNTIME_SECONDS`, `<TASK>_HEARTBEAT_URL`) are named after the task, so any
+declared task has them without a line here: `task_setting()` is the one place that builds
+those names, and `task_seconds()` the one place that parses the durations among them.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Setting:
 
 # Every count and duration fits PostgreSQL's integer, a SQL LIMIT and a timedelta.
 LARGEST_NUMBER = 2**31 - 1
+MIN_TASK_SECONDS = 1  # a task's starting deadline or run time (task_seconds)
 
 
 def whole_number(minimum: int, maximum: int = LARGEST_NUMBER) -> Callable[[Any], str | None]:
@@ -179,6 +181,29 @@ def task_setting(task_name: str, suffix: str) -> Any:
     return None if value in (None, "") else value
 
 
+def task_seconds(task_name: str, suffix: str) -> float | None:
+    """`<TASK>_STARTING_DEADLINE_SECONDS` or `<TASK>_MAX_RUNTIME_SECONDS` as every reader
+    takes it, the system check included: None when unset, else a number of seconds from
+    MIN_TASK_SECONDS to LARGEST_NUMBER, fractions allowed (`90.5`, as the environment
+    gives it). ValueError for any other value, so what `check` accepts every command reads
+    alike."""
+    value = task_setting(task_name, suffix)
+    if value is None:
+        return None
+    try:
+        seconds = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not MIN_TASK_SECONDS <= seconds <= LARGEST_NUMBER:  # nan compares false
+        raise ValueError(f"a number of seconds from {MIN_TASK_SECONDS} to {LARGEST_NUMBER}")
+    return seconds
+
+
+def shown_seconds(seconds: float) -> str:
+    """A number of seconds as an operator wrote it: `30`, `90.5`."""
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+
+
 maintenance_settings = AppSettings(
     {
         "CRON_SECRET": Setting(
@@ -254,7 +279,7 @@ maintenance_settings = AppSettings(
         ),
         "SENTRY_CHECKIN_MARGIN_MINUTES": Setting(
             None,
-            "Sentry Crons checkin_margin of every task; unset: each task's interval in force.",
+            "Sentry Crons checkin_margin of every task; unset: the gap between two of its ticks.",
             unset_or(whole_number(1, 40_320)),
             env=int,
         ),

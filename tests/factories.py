@@ -21,18 +21,15 @@ SERVER = uuid.UUID(int=7)
 def fake_task(
     name: str = "demo",
     func: Callable[..., Any] | None = None,
-    *,
-    seconds: float = 300,
     **overrides: Any,
 ) -> Task:
-    """A task for tests: `func` (default: one counted thing) every `seconds`."""
+    """A task for tests: `func` (default: one counted thing) every five minutes."""
     fields = {
         "name": name,
         "func": func if func is not None else (lambda **options: {"count": 1}),
         "description": f"Fake task {name}.",
         "message": "Did {count} things",
         "cron": "*/5 * * * *",
-        "interval": timedelta(seconds=seconds),
     }
     return Task(**{**fields, **overrides})
 

@@ -45,7 +45,7 @@ from maintenance.models import RunStatus, RunTally, TaskRun, Trigger
 from maintenance.observe.status import current_health
 from maintenance.runs import pauses
 from maintenance.runs.retention import uncounted_finished_runs
-from maintenance.schedules.cron import CronError
+from maintenance.schedules import cron
 
 PREFIX = "pluggedin_maintenance_"
 FINISHED = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED]
@@ -108,12 +108,12 @@ def last_tick_lateness(tasks: list[str]) -> dict[str, int]:
 
 
 def interval_seconds(task: registry.Task) -> int:
-    """The schedule's typical gap between ticks; the in-process interval for a schedule
-    that does not parse (E002 reports it), so a scrape never fails on it."""
+    """The gap between two ticks of the schedule in force; of the declared schedule when
+    E002 refuses `<TASK>_CRON`."""
     try:
-        return int(task.cron_schedule.typical_gap().total_seconds())
-    except CronError:
         return int(task.every.total_seconds())
+    except cron.CronError:
+        return int(cron.parse(task.cron).typical_gap().total_seconds())
 
 
 class MaintenanceCollector:

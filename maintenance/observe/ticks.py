@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Min
 
-from maintenance.conf import TASK_SETTING_SUFFIXES, task_setting
+from maintenance.conf import task_seconds
 from maintenance.models import RunStatus, TaskRun
 
 STRIP_TICKS = 48
@@ -32,12 +32,9 @@ class Tick:
 
 
 def starting_deadline(task_name: str, tick: datetime, gap: timedelta) -> datetime:
-    """When a tick stops being servable: the per-task deadline, or until the next tick.
-    Read through this one function so ticks-core's STARTING_DEADLINE_SECONDS lands in one line."""
-    seconds = None
-    if "STARTING_DEADLINE_SECONDS" in TASK_SETTING_SUFFIXES:
-        seconds = task_setting(task_name, "STARTING_DEADLINE_SECONDS")
-    return tick + (timedelta(seconds=int(seconds)) if seconds else gap)
+    """When a tick stops being servable: the per-task deadline, or until the next tick."""
+    seconds = task_seconds(task_name, "STARTING_DEADLINE_SECONDS")
+    return tick + (timedelta(seconds=seconds) if seconds is not None else gap)
 
 
 def latest_ticks(task, now: datetime, count: int = STRIP_TICKS) -> list[Tick]:

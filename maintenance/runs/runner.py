@@ -24,6 +24,7 @@ from django.db import DatabaseError, connection, transaction
 
 from maintenance import registry
 from maintenance.checks import configuration_error
+from maintenance.conf import shown_seconds
 from maintenance.models import RunStatus, TaskRun, Trigger
 from maintenance.observe.log_events import (
     RUN_RECORD_FAILED,
@@ -241,7 +242,7 @@ def _past_deadline(task: registry.Task, tick: datetime | None) -> str:
     deadline = task.starting_deadline
     if tick is None or deadline is None or clock.now() - tick <= deadline:
         return ""
-    seconds = int(deadline.total_seconds())
+    seconds = shown_seconds(deadline.total_seconds())
     return (
         f"Skipped: tick {tick_label(tick)} missed its starting deadline"
         f" ({task.name.upper()}_STARTING_DEADLINE_SECONDS={seconds})"

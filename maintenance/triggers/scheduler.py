@@ -64,8 +64,8 @@ class Scheduler:
 
     def run_forever(self) -> None:
         """Run until `stop()`: the startup pass first, then each task when it falls due.
-        Refused settings (an interval of 0 or less would run a task in a tight loop) stop
-        it before the first run, with one line."""
+        Refused settings (a schedule that never fires, a retired interval) stop it before
+        the first run, with one line."""
         with self.busy:
             if refused_settings():
                 return
@@ -167,7 +167,7 @@ def start_in_process() -> Scheduler | None:
 
     Forking a process that runs it (gunicorn --preload imports the application in the
     master) starts a fresh one in the child, as threads do not survive a fork; the
-    master's own keeps running, and the run log keeps them all to one run per interval.
+    master's own keeps running, and the run log keeps them all to one run per tick.
     """
     global _running
     reason = disabled_reason()

@@ -155,7 +155,8 @@ def _cancel_the_purge_waiting_on_a_lock(cancelled: list[bool]) -> None:
         for _ in range(200):
             row = dba.execute(
                 "SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
-                " WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM%'"
+                " WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE '%DELETE FROM%'"
             ).fetchone()
             if row:
                 cancelled.append(row[0])

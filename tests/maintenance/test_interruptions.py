@@ -44,7 +44,10 @@ def signalled_once_blocked(signum: int) -> Iterator[None]:
 
     def blocked() -> bool:
         with psycopg.connect(test_database_url(), autocommit=True) as watcher:
-            query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            query = (
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
             return watcher.execute(query).fetchone()[0] > 0
 
     def signal_when_blocked() -> None:

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from maintenance.management.base import json_dumps
+from maintenance.observe.control_chars import escape_controls
 from maintenance.observe.status import maintenance_status
 
 
@@ -62,4 +63,5 @@ class Command(BaseCommand):
                 lines.append(f"  {'':<24} WARNING: {task['warning']}")
         backlog = ", ".join(f"{k}={v}" for k, v in status["backlog"].items()) or "none"
         lines.append(f"Backlog: {backlog}")
-        return "\n".join(lines)
+        # Stored text (a pause reason from an older version) may hold control characters.
+        return "\n".join(escape_controls(line) for line in lines)

@@ -11,7 +11,8 @@ ESP's post, parse it into one `AnymailTrackingEvent` per recipient and send the 
   else are only recorded.
 
 ESPs retry webhooks: an event already stored (same ESP, event id and recipient) changes
-nothing. An exception here makes anymail answer 500, so the ESP tries again later.
+nothing. A database error here makes the view answer 500, so the ESP tries again later;
+an event too malformed to record answers 400 (`webhook_urls.py`), so it does not.
 """
 
 from __future__ import annotations

@@ -209,6 +209,18 @@ def test_a_post_whose_second_recipient_is_unreadable_records_not_even_the_first(
     assert nothing_changed(ann)
 
 
+def test_nul_characters_are_dropped_so_the_event_is_recorded(esp_client, ann):
+    """`\\u0000` is valid JSON that PostgreSQL cannot store: left in, every retry was a 500."""
+    bounce = {**POSTMARK_HARD_BOUNCE, "Description": "no\x00 such user", "Tag": "\x00"}
+
+    response = post_json(esp_client, "postmark", json.dumps(bounce))
+
+    assert response.status_code == 200
+    event = EmailEvent.objects.get()
+    assert (event.description, event.payload["Tag"]) == ("no such user", "")
+    assert EmailSuppression.objects.get().reason == "bounced (Postmark): no such user"
+
+
 @pytest.mark.parametrize("auth", [None, "hooks:wrong-password"])
 def test_an_unreadable_post_without_the_secret_gets_the_auth_answer(esp_client, ann, auth):
     response = post_json(esp_client, "postmark", "[1, 2]", auth=auth)

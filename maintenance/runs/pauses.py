@@ -101,7 +101,7 @@ def pause(name: str, reason: str, by: str, duration: timedelta | None = None) ->
     nothing. Pausing a paused task replaces its pause (reason, who, since, until)."""
     registry.get(name)
     reason = clean_reason(reason)
-    by = by[: TaskPause._meta.get_field("paused_by").max_length]
+    by = strip_controls(by)[: TaskPause._meta.get_field("paused_by").max_length]
     now = timezone.now()
     until = now + duration if duration else None
     with transaction.atomic():

@@ -60,6 +60,15 @@ def test_the_command_strips_control_characters_from_the_reason_end_to_end():
     )
 
 
+@pytest.mark.django_db(transaction=True)
+def test_who_paused_loses_them_too_end_to_end():
+    """`cli:<os user>` comes from LOGNAME when it is set, which anyone can set."""
+    paused = run_manage("maintenance_pause", "pkce_cleanup", "--reason", "x", LOGNAME=RETITLE)
+
+    assert paused.returncode == 0, paused.stderr
+    assert TaskPause.objects.get().paused_by == "cli:]0;pwneddeploy"
+
+
 def test_spaces_stay_and_line_breaks_become_spaces(demo):
     command("maintenance_pause", "demo", "--reason", "db\tmigration\nINC-9\u200b, see #ops")
 

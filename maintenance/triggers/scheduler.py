@@ -159,23 +159,22 @@ class Scheduler:
                 self.run_forever()
                 return
             except Exception as exc:
-                if time.monotonic() - began > MAX_RESTART_DELAY_SECONDS:
-                    crashes = 0  # it ran a good while: start the backoff afresh
-                crashes += 1
-                delay = restart_delay(crashes)
-                self.health.crashed(exc)
-                log_event(
-                    logger,
-                    logging.ERROR,
-                    SCHEDULER_CRASHED,
-                    pid=os.getpid(),
-                    restart_in=f"{delay:g}s",
-                    restarts=self.health.restarts,
-                    exc_info=True,
-                )
+                # A loop that ran a good while before crashing starts the backoff afresh.
+                ran_long = time.monotonic() - began > MAX_RESTART_DELAY_SECONDS
+                crashes = 1 if ran_long else crashes + 1
+                delay = self._crashed(exc, crashes)
             if self.stop_event.wait(delay):
                 return
             self.health.restarted()
+
+    def _crashed(self, exc: Exception, crashes: int) -> float:
+        """Record and log the crash (inside its `except`, for the traceback); return how
+        long to wait before the restart."""
+        delay = restart_delay(crashes)
+        self.health.crashed(exc)
+        fields = {"pid": os.getpid(), "restart_in": f"{delay:g}s", "restarts": self.health.restarts}
+        log_event(logger, logging.ERROR, SCHEDULER_CRASHED, exc_info=True, **fields)
+        return delay
 
     def stop(self, timeout: float = SHUTDOWN_TIMEOUT_SECONDS) -> None:
         self.stop_event.set()

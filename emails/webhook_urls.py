@@ -26,6 +26,7 @@ from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.urls import URLPattern
 
+from maintenance.observe.control_chars import escape_controls
 from maintenance.observe.log_events import EMAIL_WEBHOOK_UNREADABLE, log_event
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def unreadable_is_400(view):
         except (*UNREADABLE, AnymailAPIError) as exc:
             if not is_unreadable(exc):
                 raise
-            error = f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT]
+            error = escape_controls(f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT])
             log_event(logger, logging.WARNING, EMAIL_WEBHOOK_UNREADABLE, esp=esp, error=error)
             body = {"success": False, "error": f"unreadable {esp} webhook payload"}
             return JsonResponse(body, status=400)

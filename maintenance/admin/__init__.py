@@ -18,6 +18,7 @@ from maintenance.admin.actions import report_outcome
 from maintenance.admin.permissions import PAUSE_TASK, RUN_TASK, require
 from maintenance.admin.readonly import ReadOnlyAdmin
 from maintenance.models import TaskLock, TaskPause, TaskRun, Trigger
+from maintenance.observe.control_chars import escape_controls
 from maintenance.runs import pauses
 from maintenance.runs.runner import run_task
 
@@ -47,7 +48,7 @@ class TaskRunAdmin(ReadOnlyAdmin):
         "finished_at",
         "duration",
         "pretty_result",
-        "error",
+        "visible_error",
         "host",
         "pid",
     ]
@@ -64,8 +65,14 @@ class TaskRunAdmin(ReadOnlyAdmin):
     @admin.display(description="result / error")
     def summary(self, obj: TaskRun) -> str:
         if obj.error:
-            return obj.error[:120]
-        return ", ".join(f"{key}={value}" for key, value in (obj.result or {}).items())
+            return escape_controls(obj.error[:120])
+        items = (obj.result or {}).items()
+        return escape_controls(", ".join(f"{key}={value}" for key, value in items))
+
+    @admin.display(description="error")
+    def visible_error(self, obj: TaskRun) -> str:
+        # Skip reasons recorded by older versions may hold a pause reason's control chars.
+        return escape_controls(obj.error)
 
     @admin.display(description="result")
     def pretty_result(self, obj: TaskRun) -> str:
@@ -153,9 +160,16 @@ class TaskPauseAdmin(ReadOnlyAdmin):
     """The pauses, for inspection; pausing and resuming are the buttons on the app index,
     which log who did it."""
 
-    list_display = ["task", "in_force", "paused_by", "paused_at", "paused_until", "reason"]
+    list_display = ["task", "in_force", "paused_by", "paused_at", "paused_until", "visible_reason"]
     search_fields = ["task", "reason", "paused_by"]
+    fields = ["task", "visible_reason", "paused_by", "paused_at", "paused_until"]
+    readonly_fields = fields
 
     @admin.display(boolean=True, description="in force")
     def in_force(self, obj: TaskPause) -> bool:
         return obj.in_force()
+
+    @admin.display(description="reason", ordering="reason")
+    def visible_reason(self, obj: TaskPause) -> str:
+        """Reasons stored by older versions may hold control characters: shown escaped."""
+        return escape_controls(obj.reason)

@@ -38,6 +38,7 @@ SMTP_CLOSE_FAILED = "emails.smtp.close_failed"
 EMAIL_EVENT_SUPPRESSED = "emails.feedback.suppressed"
 EMAIL_EVENT_OPTED_OUT = "emails.feedback.opted_out"
 EMAIL_EVENT_DUPLICATE = "emails.feedback.duplicate"
+EMAIL_WEBHOOK_UNREADABLE = "emails.feedback.unreadable"
 UNSUBSCRIBE_FAILED = "emails.unsubscribe.failed"
 
 

@@ -22,6 +22,7 @@ from maintenance.isotime import iso_utc
 from maintenance.models import RunStatus, TaskLock, TaskPause, TaskRun
 from maintenance.observe.ticks import Tick, latest_ticks
 from maintenance.runs import pauses
+from maintenance.triggers import scheduler_health
 
 DAY = timedelta(days=1)
 SERVED = ("served", "late")
@@ -211,7 +212,9 @@ def backlog() -> dict[str, int]:
 
 
 def maintenance_status(now: datetime | None = None) -> dict[str, Any]:
-    """The whole status body; `healthy` is false when any enabled task is stale."""
+    """The whole status body; `healthy` is false when any enabled task is stale (the
+    scheduler thread of the process that answers is shown, but is not part of it: many
+    deployments trigger tasks by cron alone)."""
     now = now or timezone.now()
     paused = pauses.pauses_in_force(now)
     tasks = {task.name: task_status(task, now, paused) for task in registry.all_tasks()}
@@ -220,6 +223,8 @@ def maintenance_status(now: datetime | None = None) -> dict[str, Any]:
         "timestamp": iso_utc(now),
         "tasks": tasks,
         "backlog": {camel_case(kind): count for kind, count in backlog().items()},
+        # This process's own scheduler thread: each worker answers for itself.
+        "scheduler": scheduler_health.in_process(),
     }
 
 

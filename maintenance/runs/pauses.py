@@ -25,6 +25,7 @@ from django.utils import timezone
 from maintenance import registry
 from maintenance.isotime import iso_utc
 from maintenance.models import RunStatus, TaskPause, TaskRun
+from maintenance.observe.control_chars import escape_controls, strip_controls
 from maintenance.observe.log_events import TASK_PAUSED, TASK_RESUMED, log_event
 from maintenance.runs.locks import task_lock
 
@@ -62,7 +63,9 @@ def parse_duration(text: str) -> timedelta:
 
 
 def clean_reason(reason: str) -> str:
-    reason = " ".join(reason.split())
+    """The reason as stored: control characters stripped (they would act on the terminal
+    of whoever reads status), whitespace collapsed; BadPause when nothing is left."""
+    reason = strip_controls(reason)
     if not reason:
         raise BadPause("a reason is required: say why the task is paused")
     if len(reason) > MAX_REASON_LENGTH:
@@ -98,7 +101,7 @@ def pause(name: str, reason: str, by: str, duration: timedelta | None = None) ->
     nothing. Pausing a paused task replaces its pause (reason, who, since, until)."""
     registry.get(name)
     reason = clean_reason(reason)
-    by = by[: TaskPause._meta.get_field("paused_by").max_length]
+    by = strip_controls(by)[: TaskPause._meta.get_field("paused_by").max_length]
     now = timezone.now()
     until = now + duration if duration else None
     with transaction.atomic():
@@ -155,7 +158,8 @@ def paused_note(row: TaskPause) -> str:
 def describe(row: TaskPause) -> str:
     """`paused by cli:ann since 2026-11-25 18:40 UTC until 2026-11-25 20:40 UTC: ESP outage`."""
     until = f"until {utc_minute(row.paused_until)}" if row.paused_until else "until resumed"
-    return f"paused by {row.paused_by} since {utc_minute(row.paused_at)} {until}: {row.reason}"
+    since = utc_minute(row.paused_at)
+    return escape_controls(f"paused by {row.paused_by} since {since} {until}: {row.reason}")
 
 
 def in_progress_note(name: str, run: TaskRun | None) -> str:

@@ -122,6 +122,7 @@ def test_two_concurrent_consumers_exactly_one_wins():
     lock = threading.Lock()
 
     def consume(state: str, barrier: threading.Barrier) -> None:
+        connection.ensure_connection()  # connected first: the race is the consumption
         barrier.wait()
         outcome = consume_state(state).outcome
         with lock:

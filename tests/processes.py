@@ -155,6 +155,13 @@ class StartLine:
         self._held.close()
 
 
+def first_query() -> None:
+    """Connect this thread and run one query, so a racer's first contended statement does
+    not also pay for the connection (through a pooler, for its server connection)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
 def wait_at_gate(gate: Path, ready: Path) -> None:
     with gate.open() as shared:
         (ready / f"{os.getpid()}-{threading.get_ident()}").touch()
@@ -166,8 +173,7 @@ def _released_command(gate: str, ready: str, *args: str) -> None:
     import django
 
     django.setup()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    first_query()
     wait_at_gate(Path(gate), Path(ready))
     sys.argv = [MANAGE, *args]
     runpy.run_path(MANAGE, run_name="__main__")

@@ -15,7 +15,7 @@ from emails.models import ScheduledEmail
 from emails.outbox import claims, process_scheduled_emails
 from maintenance.runs.runner import run_task
 from tests.factories import make_due, statuses
-from tests.processes import StartLine
+from tests.processes import StartLine, first_query
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -25,7 +25,7 @@ def in_thread(target, results: list, start: Callable[[], object]) -> threading.T
 
     def body():
         try:
-            connections["default"].ensure_connection()
+            first_query()
             start()
             results.append(target())
         finally:

@@ -22,7 +22,15 @@ from maintenance.schedules import cron
 from maintenance.triggers import scheduler as scheduler_module
 from maintenance.triggers.scheduler import RETRY_AFTER_ERROR, Scheduler
 from tests import factories
-from tests.processes import MANAGE, PYTHON, ROOT, free_port, project_env, wait_for
+from tests.processes import (
+    MANAGE,
+    PYTHON,
+    ROOT,
+    first_query,
+    free_port,
+    project_env,
+    wait_for,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -174,7 +182,7 @@ def test_a_trigger_that_lost_the_race_for_the_tick_does_not_redo_the_work(isolat
 
     def trigger(name: str) -> None:
         try:
-            connection.ensure_connection()
+            first_query()
             start.wait(timeout=30)
             answers[name] = run_task("count", name)
         finally:

@@ -142,14 +142,22 @@ class StartLine:
         wait_at_gate(self.gate, self.ready)
 
     def release(self, timeout: float = 120) -> None:
-        """Let every party go at once, when all are ready."""
+        """Let every party go at once, when all are ready. A party process that ended
+        before, or parties not ready in time, fail the test; the processes are then
+        killed, so none runs late."""
         deadline = time.monotonic() + timeout
         while len(list(self.ready.iterdir())) < self.parties:
             exited = [p for p in self.processes if p.poll() is not None]
+            problem = ""
             if exited:
-                raise AssertionError(f"a party ended before the release: {exited[0].stderr.read()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"parties not ready within {timeout} s")
+                problem = f"a party ended before the release: {exited[0].stderr.read()}"
+            elif time.monotonic() > deadline:
+                problem = f"parties not ready within {timeout} s"
+            if problem:
+                for process in self.processes:
+                    process.kill()
+                    process.wait()
+                raise AssertionError(problem)
             time.sleep(0.05)
         fcntl.flock(self._held, fcntl.LOCK_UN)
         self._held.close()

@@ -173,7 +173,8 @@ def ours(expected: int) -> float:
     return elapsed
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> bool:
+    """Print the rounds and the verdict; True when the median ratio meets the bar."""
     from django.core.management import call_command
     from django.db import connection
 
@@ -196,9 +197,11 @@ def run(args: argparse.Namespace) -> None:
     print(f"process_scheduled_emails:        {statistics.median(our_rates):6.0f} msg/s (median)")
     verdict = "PASS" if ratio >= 0.7 else "FAIL"
     print(f"ratio ours/bare, median of rounds: {ratio:.2f}x (bar >= 0.70x): {verdict}")
+    return ratio >= 0.7
 
 
-def main() -> None:
+def main() -> int:
+    """0 when the benchmark printed PASS, 1 when it printed FAIL."""
     args = parse()
     if args.sqlite:
         folder = tempfile.TemporaryDirectory()
@@ -217,7 +220,7 @@ def main() -> None:
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     sink = start_sink(port)
     try:
-        run(args)
+        ok = run(args)
     finally:
         sink.communicate("")
         from django.db import connections
@@ -225,7 +228,8 @@ def main() -> None:
         connections.close_all()
         if not args.sqlite:
             postgres_admin(url, 'DROP DATABASE IF EXISTS "{name}"')
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -26,7 +26,7 @@ from maintenance.runs.locks import task_lock
 from oauth.models import PKCEState
 from tests.assertions import assert_skipped_body
 from tests.factories import fake_task, make_state
-from tests.processes import manage, wait_for
+from tests.processes import StartLine, manage, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -156,19 +156,27 @@ def _pg_conninfo() -> str:
 
 
 @contextmanager
-def runner_stuck_in_its_delete(**env: str) -> Iterator[subprocess.Popen]:
-    """A `cleanup_pkce` process holding the task lock, kept inside its DELETE by a table
-    lock that another connection holds until the block ends."""
+def pkce_table_locked() -> Iterator[None]:
+    """Another connection holds a table lock on the PKCE states for the block, so a
+    cleanup that reaches its DELETE waits there until the block ends."""
     blocker = psycopg.connect(_pg_conninfo(), autocommit=True)
     blocker.execute("BEGIN")
     blocker.execute("LOCK TABLE oauth_pkce_states IN EXCLUSIVE MODE")
     try:
-        runner = manage("cleanup_pkce", "--json", **env)
-        assert wait_for(_delete_waiting, timeout=60), "the runner never reached its DELETE"
-        yield runner
+        yield
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
+
+
+@contextmanager
+def runner_stuck_in_its_delete(**env: str) -> Iterator[subprocess.Popen]:
+    """A `cleanup_pkce` process holding the task lock, kept inside its DELETE by a table
+    lock that another connection holds until the block ends."""
+    with pkce_table_locked():
+        runner = manage("cleanup_pkce", "--json", **env)
+        assert wait_for(_delete_waiting, timeout=60), "the runner never reached its DELETE"
+        yield runner
 
 
 def _delete_waiting() -> int | None:
@@ -195,26 +203,32 @@ def _advisory_locks() -> int:
 
 
 @pytest.mark.postgres
-def test_two_runners_started_together_one_deletes_the_other_skips():
+def test_runners_released_together_one_deletes_the_others_skip(tmp_path):
+    """Three `cleanup_pkce` processes, connected, then released at one instant: one takes
+    the task and waits in its DELETE (a table lock holds it there) while the other two
+    answer that it is running; then it deletes."""
     make_state("a", expired=True)
     make_state("b", expired=False)
-    with runner_stuck_in_its_delete() as first:
-        second = manage("cleanup_pkce", "--json")
-        second_out, second_err = second.communicate(timeout=60)
-    first_out, first_err = first.communicate(timeout=60)
+    start = StartLine(tmp_path)
+    runners = [start.manage("cleanup_pkce", "--json") for _ in range(3)]
+    with pkce_table_locked():
+        start.release()
+        wait_for(lambda: sum(r.poll() is not None for r in runners) >= 2, timeout=30)
+    answers = [(r.pid, *r.communicate(timeout=60), r.returncode) for r in runners]
 
-    assert first.returncode == 0, first_err
-    assert second.returncode == 0, second_err
-    first_body, second_body = json.loads(first_out), json.loads(second_out)
-    assert first_body["deletedCount"] == 1
-    skipped = TaskRun.objects.get(pk=second_body["runId"])
-    assert_skipped_body(second_body, skipped, success=True, says=f"pid {first.pid}")
-    assert "deletedCount" not in second_body
+    assert [code for *_, code in answers] == [0, 0, 0], answers
+    bodies = {pid: json.loads(out) for pid, out, _err, _code in answers}
+    deleted = [pid for pid, body in bodies.items() if "skipped" not in body]
+    assert len(deleted) == 1, bodies
+    (winner,) = deleted
+    assert bodies[winner]["deletedCount"] == 1
+    for pid, body in bodies.items():
+        if pid != winner:
+            skipped = TaskRun.objects.get(pk=body["runId"])
+            assert_skipped_body(body, skipped, success=True, says=f"pid {winner}")
     assert PKCEState.objects.count() == 1
     statuses = sorted(TaskRun.objects.values_list("status", flat=True))
-    assert statuses == ["skipped", "succeeded"]
-    assert not TaskLock.objects.exists()
-    assert _advisory_locks() == 0
+    assert statuses == ["skipped", "skipped", "succeeded"]
 
 
 @pytest.mark.postgres

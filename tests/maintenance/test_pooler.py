@@ -18,7 +18,7 @@ from maintenance.models import TaskLock, TaskRun
 from oauth.models import PKCEState
 from tests import pgbouncer, processes
 from tests.factories import make_state
-from tests.processes import manage
+from tests.processes import StartLine, manage
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -77,7 +77,8 @@ def test_a_burst_of_runs_then_sequential_runs_none_skipped_and_no_lock_left(pool
 
 
 @pytest.mark.slow
-def test_two_runners_over_a_large_backlog_one_deletes_the_other_skips(pooled_url):
+def test_two_runners_over_a_large_backlog_one_deletes_the_other_skips(pooled_url, tmp_path):
+    """Both connected through the pooler, then released at one instant."""
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO oauth_pkce_states (state, server_uuid, code_verifier, redirect_uri,"
@@ -91,7 +92,9 @@ def test_two_runners_over_a_large_backlog_one_deletes_the_other_skips(pooled_url
         cursor.execute("ANALYZE oauth_pkce_states")
     make_state("f", expired=False)
 
-    runners = [manage("cleanup_pkce", "--json", DATABASE_URL=pooled_url) for _ in range(2)]
+    start = StartLine(tmp_path)
+    runners = [start.manage("cleanup_pkce", "--json", DATABASE_URL=pooled_url) for _ in range(2)]
+    start.release()
     results = [(*r.communicate(timeout=600), r.returncode) for r in runners]
 
     assert [code for _out, _err, code in results] == [0, 0], [err for _o, err, _c in results]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import DatabaseError
@@ -128,14 +128,19 @@ def test_interval_seconds_is_retired(demo, settings):
     assert "DEMO_INTERVAL_SECONDS is retired: set DEMO_CRON instead" in configuration_error()
 
 
+def no_such_pid() -> int:
+    """A pid no process can have: past the kernel's pid_max (a finished process's pid may
+    be handed to a new one)."""
+    return int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+
+
 def test_a_dead_runner_on_this_host_frees_the_task_at_once(at, demo):
-    gone = subprocess.Popen(["true"])
-    gone.wait()
+    gone_pid = no_such_pid()
     TaskLock.objects.create(
         task="demo",
         owner="dead",
         host=socket.gethostname(),
-        pid=gone.pid,
+        pid=gone_pid,
         expires_at=timezone.now() + timedelta(hours=1),
     )
     stale = TaskRun.objects.create(
@@ -144,7 +149,7 @@ def test_a_dead_runner_on_this_host_frees_the_task_at_once(at, demo):
         tick=TICK,
         started_at=TICK,
         host=socket.gethostname(),
-        pid=gone.pid,
+        pid=gone_pid,
     )
     outcome = run_task("demo", Trigger.SCHEDULER)
     assert outcome.status == RunStatus.SUCCEEDED

@@ -162,7 +162,9 @@ def tick_health(
     name: str, ticks: list[Tick], last_success: TaskRun | None
 ) -> tuple[bool, str | None]:
     """Healthy when the latest tick past its deadline was served by a success and the
-    latest finished run (any trigger) did not fail: a failure is never green."""
+    latest finished run (any trigger) did not fail: a failure is never green. A tick whose
+    run failed does not count while it is still servable (before its starting deadline):
+    a later success of any trigger, such as an operator's manual run, makes it healthy."""
     if last_success is None:
         return False, "has never succeeded"
     finished = (
@@ -173,10 +175,15 @@ def tick_health(
     )
     if finished is not None and finished.status == RunStatus.FAILED:
         return False, "the latest run failed"
-    due = next((t for t in reversed(ticks) if t.status != "pending"), None)
+    due = next((t for t in reversed(ticks) if _decided(t)), None)
     if due is None or due.status in SERVED or due.status == "":
         return True, None
     return False, f"the tick of {iso_utc(due.at)} was {due.status}"
+
+
+def _decided(tick: Tick) -> bool:
+    """Whether the tick's fate is known: pending and failed-but-servable ticks are open."""
+    return tick.status != "pending" and not (tick.status == "failed" and tick.open)
 
 
 def _pause_warning(pause: TaskPause | None, now: datetime) -> str | None:

@@ -1,9 +1,11 @@
 """`run_task`: the one way any trigger runs a task.
 
-It checks whether an operator paused the task (`pauses.py`); a scheduled trigger then
-claims its tick (`served_ticks.py`: a loser records its skip and is done), and the run
-passes the task's gate, takes the single-flight lock, is recorded in the run log (a manual
-run's row is written here) and calls the task function. Every
+It checks whether an operator paused the task (`pauses.py`) and the task's gate: a
+switched-off task says so before anything else, even when its tick was served. A scheduled
+trigger then claims its tick (`served_ticks.py`: a loser records its skip and is done), and
+the run takes the single-flight lock, is recorded in the run log (a manual run's row is
+written here) and calls the task function. A dry run changes nothing, so it is a manual
+run whatever its trigger: it never claims a tick. Every
 outcome, including a database outage before anything could be recorded, comes back as a
 `RunOutcome`; nothing is swallowed and nothing raises.
 """
@@ -79,7 +81,7 @@ def run_task(name: str, trigger: str, *, force: bool = False, **options: Any) ->
         return outcome
     try:
         task = registry.get(name)
-        tick = _current_tick(task, trigger, force)
+        tick = _current_tick(task, trigger, force or bool(options.get("dry_run")))
         outcome = _run_registered(task, trigger, started, options, tick)
     except Exception as exc:  # a database outage before the run could be recorded
         outcome = _failure(name, trigger, started, exc, run=None)
@@ -103,6 +105,9 @@ def _run_registered(
         outcome = _record_skip(task.name, trigger, started, reason, tick)
         outcome.pause = pause_summary(pause)
         return outcome
+    reason = task.blocked_reason()
+    if reason:
+        return _record_skip(task.name, trigger, started, reason, tick, gated=True)
     late = _past_deadline(task, tick)
     if late:
         return _record_skip(task.name, trigger, started, late, tick)
@@ -132,11 +137,8 @@ def _take_and_run(
     tick: datetime | None,
     run: TaskRun | None,
 ) -> RunOutcome:
-    """Past the claim (`run`, when this trigger won its tick): the gate, the lock, then
-    the task function."""
-    reason = task.blocked_reason()
-    if reason:
-        return _record_skip(task.name, trigger, started, reason, tick, run=run, gated=True)
+    """Past the claim (`run`, when this trigger won its tick): the lock, then the task
+    function."""
     with task_lock(task.name, deadline_seconds=task.max_runtime_seconds) as lock:
         if not lock:
             reason = f"Skipped: another runner is already running {task.name} ({lock.holder})"
@@ -176,9 +178,10 @@ def _execute(
     return outcome
 
 
-def _current_tick(task: registry.Task, trigger: str, force: bool) -> datetime | None:
-    """The tick a scheduled trigger serves; None for a manual run."""
-    if force or trigger not in SCHEDULED_TRIGGERS:
+def _current_tick(task: registry.Task, trigger: str, manual: bool) -> datetime | None:
+    """The tick a scheduled trigger serves; None for a manual run (`manual`: forced or a
+    dry run)."""
+    if manual or trigger not in SCHEDULED_TRIGGERS:
         return None
     return task.cron_schedule.latest_tick(clock.now())
 

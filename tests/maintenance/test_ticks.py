@@ -18,7 +18,7 @@ from maintenance import registry
 from maintenance.checks import configuration_error
 from maintenance.models import RunStatus, TaskLock, TaskRun, Trigger
 from maintenance.outcome import TaskFailed
-from maintenance.runs import clock
+from maintenance.runs import clock, runner
 from maintenance.runs.runner import run_task
 from maintenance.schedules import cron
 from maintenance.views import TaskView
@@ -75,17 +75,18 @@ def test_a_failed_tick_is_retried_by_the_next_trigger_of_that_tick(at, isolated_
     assert run_task("demo", Trigger.HTTP).skipped
 
 
-def test_a_database_error_after_the_claim_fails_the_run_and_frees_the_tick(at, isolated_registry):
-    """The claim is written before the gate and the lock; an error between them (here the
-    gate's query) must not leave the tick looking served by a run that never ran."""
+def test_a_database_error_after_the_claim_fails_the_run_and_frees_the_tick(at, demo, monkeypatch):
+    """An error between the claim and the task function (here the missed-tick
+    bookkeeping) must not leave the tick looking served by a run that never ran."""
     outage = [DatabaseError("server closed the connection unexpectedly")]
+    record_missed = runner._record_missed
 
-    def gate():
+    def flaky(task, tick):
         if outage:
             raise outage.pop()
-        return None
+        return record_missed(task, tick)
 
-    registry.register(fake_task("demo", gate=gate))
+    monkeypatch.setattr(runner, "_record_missed", flaky)
     first = run_task("demo", Trigger.CRON)
 
     assert first.failed and "server closed the connection" in first.error

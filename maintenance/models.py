@@ -1,14 +1,14 @@
-"""The run log (`maintenance_task_runs`) and the task leases behind the single-flight lock
-(`maintenance_task_locks`)."""
+"""The run log (`maintenance_task_runs`): also the one coordination record, since a run
+claims its tick and holds its task through its own row (`maintenance/runs/claims.py`);
+the run tallies and the operators' pauses."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
-
-from maintenance.isotime import iso_utc
 
 
 class Trigger(models.TextChoices):
@@ -40,6 +40,12 @@ class TaskRunQuerySet(models.QuerySet):
     def last_success(self, task: str) -> TaskRun | None:
         return self.for_task(task).succeeded().order_by("-started_at", "-id").first()
 
+    def lapsed(self) -> TaskRunQuerySet:
+        """`running` rows whose lease ran out on the database's clock: runs whose runner
+        died, until the next claimant of their task closes them."""
+        lease_out = models.Q(lease_expires_at__isnull=True) | models.Q(lease_expires_at__lt=Now())
+        return self.filter(lease_out, status=RunStatus.RUNNING)
+
     def succeeded_since(self, task: str, since: datetime) -> bool:
         """True when any trigger finished this task successfully after `since`."""
         return self.for_task(task).succeeded().filter(started_at__gte=since).exists()
@@ -62,6 +68,9 @@ class TaskRun(models.Model):
     # Added to `RunTally` (retention folds finished runs before pruning); only counted
     # rows are ever pruned, so `runs_total` never loses a run.
     counted = models.BooleanField(default=False)
+    # While `running`: until when the run holds its task, on the database's clock. Renewed
+    # while the run lives; a row whose lease ran out was left by a runner that is gone.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     objects = TaskRunQuerySet.as_manager()
 
@@ -91,6 +100,12 @@ class TaskRun(models.Model):
                 fields=["task", "tick"],
                 condition=models.Q(status__in=["running", "succeeded"], tick__isnull=False),
                 name="task_runs_one_per_tick",
+            ),
+            # Single flight: one run of a task at a time, on one host or many.
+            models.UniqueConstraint(
+                fields=["task"],
+                condition=models.Q(status="running"),
+                name="task_runs_one_running",
             ),
         ]
 
@@ -124,62 +139,11 @@ class RunTally(models.Model):
         return f"{self.task} {self.trigger} {self.status}: {self.count} counted out of the log"
 
 
-class TaskLockQuerySet(models.QuerySet):
-    def take_over_expired(self, task: str, owner: str, until: datetime, **where) -> bool:
-        """Take `task`'s lease if it has lapsed; True when this caller now holds it."""
-        now = timezone.now()
-        updated = self.filter(task=task, expires_at__lt=now).update(
-            owner=owner, acquired_at=now, expires_at=until, **where
-        )
-        return updated == 1
-
-    def take_over(self, task: str, previous: str, owner: str, until: datetime, **where) -> bool:
-        """Take `task`'s lease from `previous` (a holder known dead); True on success."""
-        updated = self.filter(task=task, owner=previous).update(
-            owner=owner, acquired_at=timezone.now(), expires_at=until, **where
-        )
-        return updated == 1
-
-    def renew(self, task: str, owner: str, until: datetime) -> bool:
-        """Extend `owner`'s lease; False when it no longer holds it."""
-        return self.filter(task=task, owner=owner).update(expires_at=until) == 1
-
-    def release(self, task: str, owner: str) -> None:
-        self.filter(task=task, owner=owner).delete()
-
-
-class TaskLock(models.Model):
-    """The lease of a running task: one row while a run holds the task, none otherwise.
-
-    The holder renews `expires_at` while it runs and deletes the row when it ends; a row
-    whose lease has lapsed was left by a runner that died, and the next runner takes it."""
-
-    task = models.CharField(max_length=64, primary_key=True)
-    owner = models.CharField(max_length=128)
-    host = models.CharField(max_length=255, blank=True, default="")
-    pid = models.PositiveIntegerField(null=True, blank=True)
-    acquired_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-
-    objects = TaskLockQuerySet.as_manager()
-
-    class Meta:
-        db_table = "maintenance_task_locks"
-
-    def __str__(self) -> str:
-        return f"{self.task} held by {self.holder}"
-
-    @property
-    def holder(self) -> str:
-        """Who holds the task, for skip messages: `host web-1, pid 42, since <ISO time>`."""
-        since = iso_utc(self.acquired_at, timespec="seconds")
-        return f"host {self.host or '?'}, pid {self.pid or '?'}, since {since}"
-
-
 class TaskPauseQuerySet(models.QuerySet):
     def in_force(self, now: datetime | None = None) -> TaskPauseQuerySet:
-        """Pauses that hold now: open-ended, or not yet at their `paused_until`."""
-        now = now or timezone.now()
+        """Pauses that hold now (the database's clock unless `now` is given): open-ended,
+        or not yet at their `paused_until`."""
+        now = now or Now()
         return self.filter(models.Q(paused_until__isnull=True) | models.Q(paused_until__gt=now))
 
 

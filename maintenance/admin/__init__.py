@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from maintenance import registry
 from maintenance.admin.actions import report_outcome
 from maintenance.admin.readonly import ReadOnlyAdmin
-from maintenance.models import TaskLock, TaskPause, TaskRun, Trigger
+from maintenance.models import TaskPause, TaskRun, Trigger
 from maintenance.runs import pauses
 from maintenance.runs.runner import run_task
 
@@ -143,14 +143,6 @@ def back(request: HttpRequest) -> HttpResponseRedirect:
     ):
         target = reverse("admin:app_list", kwargs={"app_label": "maintenance"})
     return HttpResponseRedirect(target)
-
-
-@admin.register(TaskLock)
-class TaskLockAdmin(admin.ModelAdmin):
-    list_display = ["task", "host", "pid", "acquired_at", "expires_at"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
 
 @admin.register(TaskPause)

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from maintenance import registry
 from maintenance.isotime import iso_utc
-from maintenance.models import RunStatus, TaskLock, TaskPause, TaskRun
+from maintenance.models import RunStatus, TaskPause, TaskRun
 from maintenance.observe.ticks import Tick, latest_ticks
 from maintenance.runs import pauses
 
@@ -94,7 +94,7 @@ def task_status(
 ) -> dict[str, Any]:
     """One task's status; `paused` is every pause in force (read here when not given)."""
     now = now or timezone.now()
-    pause = (pauses.pauses_in_force(now) if paused is None else paused).get(task.name)
+    pause = (pauses.pauses_in_force() if paused is None else paused).get(task.name)
     blocked = task.blocked_reason()
     last_run = TaskRun.objects.last_run(task.name)
     last_success = TaskRun.objects.last_success(task.name)
@@ -115,7 +115,7 @@ def task_status(
         **tick_summary(task, ticks, now, pause is not None),
         **pause_summary(pause),
         "warning": _pause_warning(pause, now),
-        "abandonedRuns": abandoned_runs(task.name, now),
+        "abandonedRuns": abandoned_runs(task.name),
     }
 
 
@@ -193,16 +193,11 @@ def _pause_warning(pause: TaskPause | None, now: datetime) -> str | None:
     return f"paused for more than a day (since {since}); resume it once the cause is fixed"
 
 
-def abandoned_runs(name: str, now: datetime) -> list[dict[str, Any]]:
-    """Runs left `running` by a process that no longer holds the task (it died): the next
-    run of the task closes them as failed; until then they show here."""
-    running = TaskRun.objects.for_task(name).filter(status=RunStatus.RUNNING)[:ABANDONED_SHOWN]
-    lease = TaskLock.objects.filter(task=name, expires_at__gte=now).first()
-    return [
-        {**run_summary(run), "host": run.host, "pid": run.pid}
-        for run in running
-        if lease is None or (run.host, run.pid) != (lease.host, lease.pid)
-    ]
+def abandoned_runs(name: str) -> list[dict[str, Any]]:
+    """Runs left `running` by a runner that died (their lease ran out): the next run of the
+    task closes them as failed; until then they show here."""
+    running = TaskRun.objects.for_task(name).lapsed()[:ABANDONED_SHOWN]
+    return [{**run_summary(run), "host": run.host, "pid": run.pid} for run in running]
 
 
 def backlog() -> dict[str, int]:
@@ -220,7 +215,7 @@ def backlog() -> dict[str, int]:
 def maintenance_status(now: datetime | None = None) -> dict[str, Any]:
     """The whole status body; `healthy` is false when any enabled task is stale."""
     now = now or timezone.now()
-    paused = pauses.pauses_in_force(now)
+    paused = pauses.pauses_in_force()
     tasks = {task.name: task_status(task, now, paused) for task in registry.all_tasks()}
     return {
         "healthy": all(t["healthy"] for t in tasks.values()),

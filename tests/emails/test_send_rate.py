@@ -54,7 +54,7 @@ SERVICE = (
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_four_concurrent_runners_together_keep_to_the_rate(transactional_db, clocked_server):
-    """Four processes each call the sending service directly (no task lock in front, as
+    """Four processes each call the sending service directly (no run claim in front, as
     if sending ran in parallel): together they stay within the rate and use it."""
     rate = 20
     make_due(160)

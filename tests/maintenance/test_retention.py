@@ -74,7 +74,8 @@ def test_pruning_goes_in_batches(demo, settings):
     settings.MAINTENANCE_DELETE_BATCH_SIZE = 3
     start = timezone.now() - timedelta(days=40)
     TaskRun.objects.bulk_create(
-        TaskRun(task="demo", trigger="cron", started_at=start) for _ in range(10)
+        TaskRun(task="demo", trigger="cron", status="skipped", started_at=start, finished_at=start)
+        for _ in range(10)
     )
 
     assert retention.prune_run_log() == 10

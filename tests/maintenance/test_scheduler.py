@@ -158,7 +158,7 @@ def test_after_downtime_the_next_tick_is_served_once_and_the_gap_recorded_missed
 
 
 def test_a_trigger_that_lost_the_race_for_the_tick_does_not_redo_the_work(isolated_registry, at):
-    """The run log decides under the lock: the loser of the race records a skip."""
+    """The run log decides: the loser of the race records a skip."""
     calls = []
     isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}))
     winner = run_task("count", Trigger.CRON)  # the winner finishes just after we looked

@@ -161,7 +161,7 @@ def _claim_sql() -> str:
     """The claim on PostgreSQL: the holder read and the insert in one statement."""
     quote = connection.ops.quote_name
     table = quote(TaskRun._meta.db_table)
-    now = clock.now_sql(TaskRun.objects.none().query.get_compiler(connection=connection))
+    now = clock.now_sql()
     returned = ", ".join(quote(name) for name in RETURNED)
     columns = ", ".join(quote(f.column) for f in _fields())
     values = ", ".join(f"CAST(%s AS {f.cast_db_type(connection)})" for f in _fields())

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models.functions import Now
+from django.db.models.sql import Query
 from django.utils import timezone
 
 
@@ -26,11 +28,20 @@ def database(reading: datetime) -> datetime:
     return reading
 
 
-def now_sql(compiler) -> str:
+def now_sql(using: str = DEFAULT_DB_ALIAS) -> str:
     """The database's clock in SQL (`STATEMENT_TIMESTAMP()` on PostgreSQL), as Django's
     `Now()` writes it, for the few statements written by hand."""
-    sql, _params = compiler.compile(Now())
+    sql, _params = Query(None).get_compiler(using=using).compile(Now())
     return sql
+
+
+def database_now(using: str = DEFAULT_DB_ALIAS) -> datetime:
+    """The database's clock, read in a statement of its own: for what needs the instant
+    itself (a new row's `expires_at` under an HMAC, a cleanup's one cutoff for all its
+    batches) rather than a comparison a statement can make."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"SELECT {now_sql(using)}", [])
+        return moment(cursor.fetchone()[0])
 
 
 def moment(value: datetime | str | None) -> datetime | None:

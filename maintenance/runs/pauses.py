@@ -148,8 +148,7 @@ PAUSE_COLUMNS = ("reason", "paused_by", "paused_at", "paused_until")
 def pause_and_clock(name: str) -> Reading:
     """The pause in force for task `name` and the database's clock: one statement, which
     answers a row whether or not the task is paused."""
-    compiler = TaskPause.objects.none().query.get_compiler(connection=connection)
-    now = clock.now_sql(compiler)
+    now = clock.now_sql()
     quote = connection.ops.quote_name
     columns = ", ".join(f"p.{quote(column)}" for column in PAUSE_COLUMNS)
     sql = (

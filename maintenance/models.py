@@ -4,11 +4,13 @@ the run tallies and the operators' pauses."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
+
+from maintenance.isotime import utc_minute
 
 
 class Trigger(models.TextChoices):
@@ -139,6 +141,11 @@ class RunTally(models.Model):
         return f"{self.task} {self.trigger} {self.status}: {self.count} counted out of the log"
 
 
+# A pause this old is flagged by status and `check --deploy`: an incident's pause that
+# nobody lifted leaves the task's work piling up unseen.
+LONG_PAUSE = timedelta(days=1)
+
+
 class TaskPauseQuerySet(models.QuerySet):
     def in_force(self, now: datetime | None = None) -> TaskPauseQuerySet:
         """Pauses that hold now (the database's clock unless `now` is given): open-ended,
@@ -168,3 +175,13 @@ class TaskPause(models.Model):
 
     def in_force(self, now: datetime | None = None) -> bool:
         return self.paused_until is None or self.paused_until > (now or timezone.now())
+
+    def is_long(self, now: datetime | None = None) -> bool:
+        """True when the pause has held for more than LONG_PAUSE."""
+        return (now or timezone.now()) - self.paused_at > LONG_PAUSE
+
+    def describe(self) -> str:
+        """`paused by cli:ann since 2026-11-25 18:40 UTC until 2026-11-25 20:40 UTC: ESP outage`."""
+        until = f"until {utc_minute(self.paused_until)}" if self.paused_until else "until resumed"
+        since = utc_minute(self.paused_at)
+        return f"paused by {self.paused_by} since {since} {until}: {self.reason}"

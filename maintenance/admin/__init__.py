@@ -114,7 +114,7 @@ class TaskRunAdmin(ReadOnlyAdmin):
         if lifted is None:
             self.message_user(request, f"{task} was not paused; nothing changed.", messages.INFO)
         else:
-            text = f"Resumed {task} (it was {pauses.describe(lifted)}); its next trigger runs it."
+            text = f"Resumed {task} (it was {lifted.describe()}); its next trigger runs it."
             self.message_user(request, text, messages.SUCCESS)
         return back(request)
 

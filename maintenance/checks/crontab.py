@@ -51,7 +51,7 @@ def check_crontab_in_sync(app_configs: Any = None, **kwargs: Any) -> list[Warnin
     installation that triggers tasks by other means has nothing to keep in sync."""
     if not settings.CRONJOBS:
         return []
-    from maintenance.triggers.crontab_sync import crontab_drift  # imports django-crontab
+    from maintenance.checks.crontab_sync import crontab_drift  # imports django-crontab
 
     drift = crontab_drift()
     return [W005] if drift and drift.installed and not drift.in_sync else []

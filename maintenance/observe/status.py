@@ -18,7 +18,7 @@ from typing import Any
 from django.utils import timezone
 
 from maintenance import registry
-from maintenance.isotime import iso_utc
+from maintenance.isotime import iso_utc, utc_minute
 from maintenance.models import RunStatus, TaskPause, TaskRun
 from maintenance.observe.ticks import Tick, latest_ticks
 from maintenance.runs import pauses
@@ -54,17 +54,6 @@ def run_summary(run: TaskRun | None) -> dict[str, Any] | None:
     if run.status == RunStatus.FAILED:
         summary["error"] = run.error
     return summary
-
-
-def pause_summary(pause: TaskPause | None) -> dict[str, Any]:
-    """The pause fields of a task's status (and of a paused run's body)."""
-    return {
-        "paused": pause is not None,
-        "pausedReason": pause.reason if pause else None,
-        "pausedBy": pause.paused_by if pause else None,
-        "pausedAt": iso_utc(pause.paused_at) if pause else None,
-        "pausedUntil": iso_utc(pause.paused_until) if pause else None,
-    }
 
 
 def next_due(
@@ -113,7 +102,7 @@ def task_status(
         "healthy": healthy,
         "problem": problem,
         **tick_summary(task, ticks, now, pause is not None),
-        **pause_summary(pause),
+        **pauses.summary(pause),
         "warning": _pause_warning(pause, now),
         "abandonedRuns": abandoned_runs(task.name),
     }
@@ -187,9 +176,9 @@ def _decided(tick: Tick) -> bool:
 
 
 def _pause_warning(pause: TaskPause | None, now: datetime) -> str | None:
-    if pause is None or not pauses.is_long(pause, now):
+    if pause is None or not pause.is_long(now):
         return None
-    since = pauses.utc_minute(pause.paused_at)
+    since = utc_minute(pause.paused_at)
     return f"paused for more than a day (since {since}); resume it once the cause is fixed"
 
 

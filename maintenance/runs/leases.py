@@ -21,8 +21,8 @@ from django.db import DatabaseError, connection
 from django.db.models.functions import Now
 
 from maintenance.conf import maintenance_settings
+from maintenance.logs.log_events import LOCK_RENEWAL_FAILED, log_event
 from maintenance.models import RunStatus, TaskRun
-from maintenance.observe.log_events import LOCK_RENEWAL_FAILED, log_event
 from maintenance.runs.host import host_name
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models.functions import Now
@@ -26,16 +27,13 @@ from django.utils import timezone
 
 from maintenance import registry
 from maintenance.isotime import iso_utc
+from maintenance.logs.log_events import TASK_PAUSED, TASK_RESUMED, log_event
 from maintenance.models import RunStatus, TaskPause, TaskRun
-from maintenance.observe.log_events import TASK_PAUSED, TASK_RESUMED, log_event
 from maintenance.runs import clock
 from maintenance.runs.leases import gone_here
 
 logger = logging.getLogger("maintenance.pauses")
 
-# A pause this old is flagged by status and `check --deploy`: an incident's pause that
-# nobody lifted leaves the task's work piling up unseen.
-LONG_PAUSE = timedelta(days=1)
 MAX_REASON_LENGTH = 500
 DURATION = re.compile(r"([1-9][0-9]{0,5})([mhd])")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -172,23 +170,23 @@ def pauses_in_force(now: datetime | None = None) -> dict[str, TaskPause]:
     return {row.task: row for row in TaskPause.objects.in_force(now)}
 
 
-def is_long(row: TaskPause, now: datetime | None = None) -> bool:
-    """True when the pause has held for more than LONG_PAUSE."""
-    return (now or timezone.now()) - row.paused_at > LONG_PAUSE
-
-
 def paused_note(row: TaskPause) -> str:
     """What pausing tells the operator (the command prints it, the admin shows it)."""
     return (
-        f"Paused {row.task} on every host: {describe(row)}. Every trigger now records a "
+        f"Paused {row.task} on every host: {row.describe()}. Every trigger now records a "
         "skipped run instead."
     )
 
 
-def describe(row: TaskPause) -> str:
-    """`paused by cli:ann since 2026-11-25 18:40 UTC until 2026-11-25 20:40 UTC: ESP outage`."""
-    until = f"until {utc_minute(row.paused_until)}" if row.paused_until else "until resumed"
-    return f"paused by {row.paused_by} since {utc_minute(row.paused_at)} {until}: {row.reason}"
+def summary(pause: TaskPause | None) -> dict[str, Any]:
+    """The pause fields of a task's status (and of a paused run's body)."""
+    return {
+        "paused": pause is not None,
+        "pausedReason": pause.reason if pause else None,
+        "pausedBy": pause.paused_by if pause else None,
+        "pausedAt": iso_utc(pause.paused_at) if pause else None,
+        "pausedUntil": iso_utc(pause.paused_until) if pause else None,
+    }
 
 
 def in_progress_note(name: str, run: TaskRun) -> str:
@@ -205,8 +203,3 @@ def run_in_progress(name: str) -> TaskRun | None:
     run = TaskRun.objects.filter(task=name, status=RunStatus.RUNNING, lease_expires_at__gte=Now())
     run = run.first()
     return None if run is None or gone_here(run.host, run.pid) else run
-
-
-def utc_minute(moment: datetime) -> str:
-    """`2026-11-25 18:40 UTC`, how messages for people spell an instant."""
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"

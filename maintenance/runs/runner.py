@@ -27,8 +27,7 @@ from django.db import DatabaseError, connection, transaction
 
 from maintenance import registry
 from maintenance.checks import configuration_error
-from maintenance.models import RunStatus, TaskRun, Trigger
-from maintenance.observe.log_events import (
+from maintenance.logs.log_events import (
     RUN_RECORD_FAILED,
     TASK_FAILED,
     TASK_FINISHED,
@@ -36,14 +35,14 @@ from maintenance.observe.log_events import (
     TASK_STARTED,
     log_event,
 )
-from maintenance.observe.observers import notify_finished, notify_started
-from maintenance.observe.redaction import redact
-from maintenance.observe.status import pause_summary
+from maintenance.logs.redaction import redact
+from maintenance.models import RunStatus, TaskRun, Trigger
 from maintenance.outcome import RunOutcome, TaskFailed
 from maintenance.runs import claims, leases, pauses, retention
 from maintenance.runs.deadlines import deadline_of
 from maintenance.runs.host import host_name
 from maintenance.runs.reconnect import on_a_working_connection
+from maintenance.runs.signals import notify_finished, notify_started
 
 logger = logging.getLogger("maintenance.runner")
 
@@ -89,8 +88,8 @@ def _run_registered(
     tick = None if manual else task.cron_schedule.latest_tick(now)
     skip = partial(_record_skip, task.name, trigger, started, now=now, tick=tick)
     if reading.pause is not None:
-        outcome = skip(f"Skipped: {task.name} is {pauses.describe(reading.pause)}")
-        outcome.pause = pause_summary(reading.pause)
+        outcome = skip(f"Skipped: {task.name} is {reading.pause.describe()}")
+        outcome.pause = pauses.summary(reading.pause)
         return outcome
     reason = task.blocked_reason()
     if reason:

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from maintenance.observe.log_events import log_event, render
-from maintenance.observe.log_format import JsonFormatter
-from maintenance.observe.redaction import RedactSecretsFilter
+from maintenance.logs.log_events import log_event, render
+from maintenance.logs.log_format import JsonFormatter
+from maintenance.logs.redaction import RedactSecretsFilter
 from maintenance.runs.runner import run_task
 from tests.factories import fake_task
 from tests.processes import run_manage

@@ -9,8 +9,8 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
+from maintenance.logs.log_events import RUNS_PRUNE_FAILED
 from maintenance.models import TaskRun
-from maintenance.observe.log_events import RUNS_PRUNE_FAILED
 from maintenance.runs import retention
 from maintenance.runs.runner import run_task
 from tests.factories import fake_task

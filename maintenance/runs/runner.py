@@ -111,9 +111,9 @@ def _run_registered(
     claim = claims.take(row, leases.lease_seconds(limit))
     if not claim.won:
         return skip(claims.skip_reason(task.name, tick, claim.run))
+    renewal = leases.Renewal(claim.run.pk, task.name, claimed, limit)
     try:
-        with leases.Renewal(claim.run.pk, task.name, claimed, limit):
-            return _execute(task, trigger, started, options, claim.run)
+        return _execute(task, trigger, started, options, claim.run, renewal)
     except Exception as exc:  # e.g. the database lost mid-run: close the run, free the tick
         outcome = _failure(task.name, trigger, started, exc, run=claim.run)
         notify_finished(outcome)
@@ -121,14 +121,21 @@ def _run_registered(
 
 
 def _execute(
-    task: registry.Task, trigger: str, started: float, options: dict[str, Any], run: TaskRun
+    task: registry.Task,
+    trigger: str,
+    started: float,
+    options: dict[str, Any],
+    run: TaskRun,
+    renewal: leases.Renewal,
 ) -> RunOutcome:
-    """Call the task function under its deadline; the run is claimed and holds the task."""
+    """Call the task function under its deadline; the run is claimed and holds the task.
+    Its lease is renewed while the function runs, and no longer once the run's end is
+    being written."""
     missed = _record_missed(task, run.tick) if run.tick is not None else 0
     log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
     notify_started(task, run)
     try:
-        with deadline_of(task.max_runtime_seconds):
+        with renewal, deadline_of(task.max_runtime_seconds):
             result = dict(task.func(**options))
         if missed:
             result["missedTicks"] = missed

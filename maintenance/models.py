@@ -29,6 +29,11 @@ class RunStatus(models.TextChoices):
     MISSED = "missed", "Missed"  # a tick no run served, written by the next run that took the task
 
 
+# A run row whose lease ran out, on the database's clock (or that never had one): its
+# runner is gone, and the next claimant of its task closes it.
+LEASE_RAN_OUT = models.Q(lease_expires_at__isnull=True) | models.Q(lease_expires_at__lt=Now())
+
+
 class TaskRunQuerySet(models.QuerySet):
     def for_task(self, task: str) -> TaskRunQuerySet:
         return self.filter(task=task)
@@ -45,8 +50,7 @@ class TaskRunQuerySet(models.QuerySet):
     def lapsed(self) -> TaskRunQuerySet:
         """`running` rows whose lease ran out on the database's clock: runs whose runner
         died, until the next claimant of their task closes them."""
-        lease_out = models.Q(lease_expires_at__isnull=True) | models.Q(lease_expires_at__lt=Now())
-        return self.filter(lease_out, status=RunStatus.RUNNING)
+        return self.filter(LEASE_RAN_OUT, status=RunStatus.RUNNING)
 
     def succeeded_since(self, task: str, since: datetime) -> bool:
         """True when any trigger finished this task successfully after `since`."""

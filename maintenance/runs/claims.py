@@ -32,7 +32,7 @@ from django.db.models import BooleanField, Case, ExpressionWrapper, Q, Value, Wh
 from django.db.models.functions import Now
 
 from maintenance.isotime import iso_utc
-from maintenance.models import RunStatus, TaskRun
+from maintenance.models import LEASE_RAN_OUT, RunStatus, TaskRun
 from maintenance.runs import clock
 from maintenance.runs.leases import gone_here
 
@@ -94,7 +94,7 @@ def close_stopped(holder: TaskRun, lapsed: bool, now: datetime) -> bool:
     gone = gone_here(holder.host, holder.pid)
     if not (lapsed or gone):
         return False
-    still = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=Now())
+    still = LEASE_RAN_OUT
     if gone:
         still |= Q(host=holder.host, pid=holder.pid)
     error = RUNNER_STOPPED.format(host=holder.host or "?", pid=holder.pid or "?")
@@ -123,12 +123,11 @@ def _holders(name: str, tick: datetime | None) -> Any:
     holding = Q(status=RunStatus.RUNNING)
     if tick is not None:
         holding |= Q(status=RunStatus.SUCCEEDED, tick=tick)
-    lapsed = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=Now())
     served_first = Case(When(status=RunStatus.SUCCEEDED, then=Value(0)), default=Value(1))
     return (
         TaskRun.objects.for_task(name)
         .filter(holding)
-        .annotate(lapsed=ExpressionWrapper(lapsed, output_field=BooleanField()))
+        .annotate(lapsed=ExpressionWrapper(LEASE_RAN_OUT, output_field=BooleanField()))
         .order_by(served_first)
     )
 

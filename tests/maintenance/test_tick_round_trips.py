@@ -77,3 +77,22 @@ def test_a_tick_being_served_by_a_live_runner_answers_early_too(monkeypatch, iso
         == f"Skipped: tick {TICK:%H:%M} UTC is being served by run {running.pk} (cron)"
     )
     assert len(queries) <= MAX_STATEMENTS
+
+
+@pytest.mark.postgres
+def test_a_trigger_behind_a_run_of_another_tick_answers_in_three_statements(
+    monkeypatch, isolated_registry
+):
+    """One running run per task: a run of the tick before still holds it, so this tick's
+    trigger skips naming that run, at the same cost."""
+    monkeypatch.setattr(clock, "database", lambda reading: TICK + timedelta(seconds=2))
+    registry.register(fake_task("demo"))
+    earlier = TICK - timedelta(minutes=5)
+    held_by("demo", "web-2", 4242, lease=timedelta(minutes=1), tick=earlier, started_at=earlier)
+
+    with CaptureQueriesContext(connection) as queries:
+        outcome = run_task("demo", Trigger.CRON)
+
+    assert outcome.skipped and outcome.success
+    assert "another runner is already running demo (host web-2, pid 4242, since " in outcome.message
+    assert len(queries) <= MAX_STATEMENTS, [q["sql"] for q in queries]

@@ -23,7 +23,6 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models.functions import Now
-from django.utils import timezone
 
 from maintenance import registry
 from maintenance.isotime import iso_utc
@@ -102,7 +101,7 @@ def pause(name: str, reason: str, by: str, duration: timedelta | None = None) ->
     registry.get(name)
     reason = clean_reason(reason)
     by = by[: TaskPause._meta.get_field("paused_by").max_length]
-    now = timezone.now()
+    now = clock.database_now()  # every host compares its end with the database's clock
     until = now + duration if duration else None
     with transaction.atomic():
         previous = TaskPause.objects.select_for_update().filter(task=name).first()

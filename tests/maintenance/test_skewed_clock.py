@@ -12,7 +12,8 @@ from datetime import timedelta
 
 import pytest
 
-from maintenance.models import RunStatus
+from maintenance.models import RunStatus, Trigger
+from maintenance.runs.runner import run_task
 from oauth.models import PKCEState
 from oauth.pkce import create_state
 from tests.factories import SERVER, held_by, make_state
@@ -69,3 +70,12 @@ def test_a_host_five_minutes_ahead_does_not_take_a_task_a_running_run_holds():
     assert "another runner is already running pkce_cleanup (host web-2, pid 4242" in body["message"]
     holder.refresh_from_db()
     assert holder.status == RunStatus.RUNNING
+
+
+@pytest.mark.postgres
+def test_a_pause_from_a_host_forty_minutes_behind_holds_its_full_duration():
+    pause = ["maintenance_pause", "pkce_cleanup", "--reason", "migration", "--for", "30m"]
+    paused = skewed("-40m", MANAGE, *pause)
+
+    assert paused.returncode == 0, paused.stderr
+    assert run_task("pkce_cleanup", Trigger.COMMAND).paused  # 30 minutes from now, not -10

@@ -29,7 +29,7 @@ from django.dispatch import receiver
 from emails.models import EmailEvent, normalize_address
 from emails.outbox.suppression import suppress
 from emails.unsubscribe import opt_out
-from maintenance.observe.log_events import (
+from maintenance.logs.log_events import (
     EMAIL_EVENT_DUPLICATE,
     EMAIL_EVENT_OPTED_OUT,
     EMAIL_EVENT_SUPPRESSED,

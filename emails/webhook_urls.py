@@ -26,8 +26,8 @@ from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.urls import URLPattern
 
-from maintenance.observe.control_chars import escape_controls
-from maintenance.observe.log_events import EMAIL_WEBHOOK_UNREADABLE, log_event
+from maintenance.logs.control_chars import escape_controls
+from maintenance.logs.log_events import EMAIL_WEBHOOK_UNREADABLE, log_event
 
 logger = logging.getLogger(__name__)
 

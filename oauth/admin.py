@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.utils import timezone
 
 from maintenance.admin.actions import run_task_action
 from maintenance.admin.permissions import ActionPermissionsAdmin
@@ -16,9 +15,9 @@ class ExpiryFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "expired":
-            return queryset.expired(timezone.now())
+            return queryset.expired()
         if self.value() == "active":
-            return queryset.active(timezone.now())
+            return queryset.active()
         return queryset
 
 

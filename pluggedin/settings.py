@@ -377,10 +377,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "maintenance.observe.log_format.JsonFormatter"},
+        "json": {"()": "maintenance.logs.log_format.JsonFormatter"},
     },
     "filters": {
-        "redact_secrets": {"()": "maintenance.observe.redaction.RedactSecretsFilter"},
+        "redact_secrets": {"()": "maintenance.logs.redaction.RedactSecretsFilter"},
     },
     "handlers": {
         "console": {

@@ -8,10 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from emails.models import EmailType, ScheduledEmail
 from maintenance.management.base import TaskCommand
+from maintenance.models import RunStatus, TaskRun
 from maintenance.registry import Task
 from oauth.models import PKCEState
 
@@ -40,6 +42,21 @@ class Calls(list):
     def __call__(self, **options: Any) -> dict[str, int]:
         self.append(options)
         return {"count": len(self)}
+
+
+def held_by(
+    task: str, host: str, pid: int | None, lease: timedelta | None, **fields: Any
+) -> TaskRun:
+    """A `running` run holding `task` for another runner (`host`, `pid`), its lease ending
+    `lease` from now on the database's clock (None: no lease at all)."""
+    run = TaskRun.objects.create(
+        task=task, trigger=fields.pop("trigger", "cron"), status=RunStatus.RUNNING, host=host,
+        pid=pid, **fields,
+    )  # fmt: skip
+    if lease is not None:
+        TaskRun.objects.filter(pk=run.pk).update(lease_expires_at=Now() + lease)
+    run.refresh_from_db()
+    return run
 
 
 def counting_task(name: str = "demo", **overrides: Any) -> tuple[Task, Calls]:

@@ -35,7 +35,7 @@ from emails.outbox.reachability import undeliverable_reason, unreachable_reason
 from emails.outbox.sent_status_writer import SentStatusWriter
 from emails.outbox.smtp_pipeline import MessageRefused, SmtpPipeline, prepare
 from emails.outbox.suppression import suppress, suppressed_among
-from maintenance.observe.log_events import EMAIL_SEND_FAILED, SMTP_CLOSE_FAILED, log_event
+from maintenance.logs.log_events import EMAIL_SEND_FAILED, SMTP_CLOSE_FAILED, log_event
 
 logger = logging.getLogger("emails.sending")
 

@@ -1,8 +1,10 @@
 """Claiming due rows and recording what became of them.
 
-A claim flips rows to `sending` with a lease (`claimed_until`) and counts the attempt, in
+A claim flips rows to `sending` with a lease (`claimed_until`, the database's now plus
+SCHEDULED_EMAILS_LEASE_SECONDS, compared by the database too) and counts the attempt, in
 one short transaction, so two runners never hold the same row and a runner killed
-mid-batch leaves rows that become claimable again when the lease lapses. On PostgreSQL
+mid-batch leaves rows that become claimable again when the lease lapses, whatever the
+clocks of the hosts say. On PostgreSQL
 the rows are picked with `SELECT ... FOR UPDATE SKIP LOCKED`: concurrent claimers take
 disjoint batches without waiting on each other. Databases without SKIP LOCKED (SQLite)
 use a conditional `UPDATE` per row that only succeeds if the row is still as it was read.
@@ -20,7 +22,8 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F
+from django.db.models import Expression, F
+from django.db.models.functions import Now
 
 from emails.conf import email_settings
 from emails.models import EmailStatus, ScheduledEmail
@@ -31,8 +34,8 @@ MAX_BACKOFF = timedelta(days=1)
 
 
 def claim(size: int, now: datetime) -> list[ScheduledEmail]:
-    """Take up to `size` claimable rows for this runner, oldest first."""
-    until = now + timedelta(seconds=email_settings.SCHEDULED_EMAILS_LEASE_SECONDS)
+    """Take up to `size` claimable rows for this runner, oldest first (due at `now`)."""
+    until = Now() + timedelta(seconds=email_settings.SCHEDULED_EMAILS_LEASE_SECONDS)
     if connection.features.has_select_for_update_skip_locked:
         ids = _claim_skip_locked(size, now, until)
     else:
@@ -43,7 +46,7 @@ def claim(size: int, now: datetime) -> list[ScheduledEmail]:
     return list(rows.select_related("user", "user__email_preference").order_by("scheduled_for"))
 
 
-def _claim_skip_locked(size: int, now: datetime, until: datetime) -> list:
+def _claim_skip_locked(size: int, now: datetime, until: Expression) -> list:
     with transaction.atomic():
         candidates = (
             ScheduledEmail.objects.claimable(now)
@@ -59,7 +62,7 @@ def _claim_skip_locked(size: int, now: datetime, until: datetime) -> list:
     return ids
 
 
-def _claim_conditionally(size: int, now: datetime, until: datetime) -> list:
+def _claim_conditionally(size: int, now: datetime, until: Expression) -> list:
     seen = ScheduledEmail.objects.claimable(now).order_by("scheduled_for")
     seen = seen.values_list("id", "status", "claimed_until")[:size]
     taken = []

@@ -17,8 +17,8 @@ from maintenance import registry
 from maintenance.admin.actions import report_outcome
 from maintenance.admin.permissions import PAUSE_TASK, RUN_TASK, require
 from maintenance.admin.readonly import ReadOnlyAdmin
-from maintenance.models import TaskLock, TaskPause, TaskRun, Trigger
-from maintenance.observe.control_chars import escape_controls
+from maintenance.logs.control_chars import escape_controls
+from maintenance.models import TaskPause, TaskRun, Trigger
 from maintenance.runs import pauses
 from maintenance.runs.runner import run_task
 
@@ -123,7 +123,7 @@ class TaskRunAdmin(ReadOnlyAdmin):
         if lifted is None:
             self.message_user(request, f"{task} was not paused; nothing changed.", messages.INFO)
         else:
-            text = f"Resumed {task} (it was {pauses.describe(lifted)}); its next trigger runs it."
+            text = f"Resumed {task} (it was {lifted.describe()}); its next trigger runs it."
             self.message_user(request, text, messages.SUCCESS)
         return back(request)
 
@@ -145,14 +145,6 @@ def back(request: HttpRequest) -> HttpResponseRedirect:
     ):
         target = reverse("admin:app_list", kwargs={"app_label": "maintenance"})
     return HttpResponseRedirect(target)
-
-
-@admin.register(TaskLock)
-class TaskLockAdmin(admin.ModelAdmin):
-    list_display = ["task", "host", "pid", "acquired_at", "expires_at"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
 
 @admin.register(TaskPause)

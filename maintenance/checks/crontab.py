@@ -24,7 +24,7 @@ from django.core.checks import Error, Warning, register
 from maintenance import registry
 from maintenance.conf import maintenance_settings
 from maintenance.envfile import shell_only_variables
-from maintenance.observe.known_secrets import named_secrets
+from maintenance.logs.known_secrets import named_secrets
 from maintenance.schedules.cron import CronError, CronSchedule
 from maintenance.triggers.cronjobs import cron_escaped
 
@@ -55,7 +55,7 @@ def check_crontab_in_sync(app_configs: Any = None, **kwargs: Any) -> list[Warnin
     installation that triggers tasks by other means has nothing to keep in sync."""
     if not settings.CRONJOBS:
         return []
-    from maintenance.triggers.crontab_sync import crontab_drift  # imports django-crontab
+    from maintenance.checks.crontab_sync import crontab_drift  # imports django-crontab
 
     drift = crontab_drift()
     return [W005] if drift and drift.installed and not drift.in_sync else []

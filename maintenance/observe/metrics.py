@@ -122,7 +122,7 @@ class MaintenanceCollector:
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
         tasks = registry.all_tasks()
-        paused = pauses.pauses_in_force(now)
+        paused = pauses.pauses_in_force()
         runs = finished_run_counts()
         outcomes = last_outcomes([task.name for task in tasks])
         lateness = last_tick_lateness([task.name for task in tasks])

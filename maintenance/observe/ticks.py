@@ -29,6 +29,8 @@ class Tick:
     status: str  # served, late, failed, missed, skipped, pending, or "" (before the first run)
     run: TaskRun | None
     late_ms: int | None
+    # Still servable: its starting deadline has not passed, so a later trigger may serve it.
+    open: bool = False
 
 
 def starting_deadline(task_name: str, tick: datetime, gap: timedelta) -> datetime:
@@ -81,9 +83,9 @@ def classify(name, at, runs, gap, now, first_run) -> Tick:
     ):
         run = next((r for r in runs if r.status == wanted), None)
         if run is not None:
-            return Tick(at, status, run, run.late_ms)
+            return Tick(at, status, run, run.late_ms, now < starting_deadline(name, at, gap))
     if first_run is None or at < first_run.started_at.replace(second=0, microsecond=0):
         return Tick(at, "", None, None)  # before the log began: neither served nor missed
     if now < starting_deadline(name, at, gap):
-        return Tick(at, "pending", None, None)
+        return Tick(at, "pending", None, None, open=True)
     return Tick(at, "missed", None, None)

@@ -26,8 +26,8 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from maintenance.conf import maintenance_settings
+from maintenance.logs.log_events import RUNS_PRUNE_FAILED, RUNS_PRUNED, log_event
 from maintenance.models import RunStatus, RunTally, TaskRun
-from maintenance.observe.log_events import RUNS_PRUNE_FAILED, RUNS_PRUNED, log_event
 
 logger = logging.getLogger("maintenance.retention")
 

@@ -15,7 +15,7 @@ from django.utils.safestring import mark_safe
 from maintenance import registry
 from maintenance.admin.permissions import PAUSE_TASK, RUN_TASK
 from maintenance.isotime import iso_utc
-from maintenance.observe.control_chars import escape_controls
+from maintenance.logs.control_chars import escape_controls
 from maintenance.observe.status import duration_text, maintenance_status
 from maintenance.observe.ticks import STRIP_TICKS, Tick, latest_ticks
 from maintenance.runs.pauses import DURATION_CHOICES

@@ -30,8 +30,7 @@ from django.db import connections
 from maintenance import registry
 from maintenance.checks import configuration_error
 from maintenance.conf import maintenance_settings
-from maintenance.models import Trigger
-from maintenance.observe.log_events import (
+from maintenance.logs.log_events import (
     SCHEDULER_CRASHED,
     SCHEDULER_DISABLED,
     SCHEDULER_ERROR,
@@ -41,6 +40,7 @@ from maintenance.observe.log_events import (
     SCHEDULER_STOPPED,
     log_event,
 )
+from maintenance.models import Trigger
 from maintenance.runs import clock
 from maintenance.runs.runner import run_task
 from maintenance.triggers import scheduler_health

@@ -17,7 +17,7 @@ from typing import Any
 from django.utils import timezone
 
 from maintenance.isotime import iso_utc
-from maintenance.observe.redaction import redact
+from maintenance.logs.redaction import redact
 
 ERROR_TEXT_LIMIT = 300
 

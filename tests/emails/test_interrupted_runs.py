@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pytest
 
 from emails.models import ScheduledEmail
-from maintenance.models import RunStatus, TaskLock, TaskRun
+from maintenance.models import RunStatus, TaskRun
 from maintenance.runs.interruptions import GUNICORN_TIMEOUT
 from tests.conftest import SECRET
 from tests.factories import make_due, statuses
@@ -137,7 +137,9 @@ def test_gunicorn_ending_the_worker_mid_run_closes_the_run_and_hands_the_emails_
         )
         assert run is not None and run.status == RunStatus.FAILED, server.output
         assert run.error == GUNICORN_TIMEOUT
-        assert not TaskLock.objects.filter(task="scheduled_emails").exists()
+        assert not TaskRun.objects.filter(
+            task="scheduled_emails", status=RunStatus.RUNNING
+        ).exists()
         sent = nothing_held_or_repeated(slow_smtp_server)  # at once: the lease is 15 minutes
         assert 0 < sent < EMAILS
         assert statuses() == {"sent": sent, "pending": EMAILS - sent}
@@ -159,6 +161,6 @@ def test_sigterm_to_the_command_mid_run_closes_the_run_and_hands_the_emails_back
     assert command.returncode == 128 + signal.SIGTERM, stderr
     run = TaskRun.objects.get(task="scheduled_emails")
     assert (run.status, run.error) == (RunStatus.FAILED, "Interrupted: SIGTERM")
-    assert not TaskLock.objects.filter(task="scheduled_emails").exists()
+    assert not TaskRun.objects.filter(task="scheduled_emails", status=RunStatus.RUNNING).exists()
     sent = nothing_held_or_repeated(slow_smtp_server)
     assert statuses() == {"sent": sent, "pending": EMAILS - sent}

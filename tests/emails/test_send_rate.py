@@ -56,7 +56,7 @@ SERVICE = (
 def test_four_concurrent_runners_together_keep_to_the_rate(
     transactional_db, clocked_server, tmp_path
 ):
-    """Four processes each call the sending service directly (no task lock in front, as
+    """Four processes each call the sending service directly (no run claim in front, as
     if sending ran in parallel), connected and released at one instant: together they
     stay within the rate and use it."""
     rate = 20

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from maintenance.models import RunStatus, TaskLock, TaskRun
+from maintenance.models import RunStatus, TaskRun
 from maintenance.runs.interruptions import Terminated
 from maintenance.runs.runner import run_task
 from tests.factories import fake_task
@@ -75,7 +75,7 @@ def exiting_on(signum: int) -> Iterator[None]:
 def the_only_run(task: str) -> TaskRun:
     run = TaskRun.objects.get(task=task)
     assert run.finished_at is not None
-    assert not TaskLock.objects.filter(task=task).exists(), "the task is free at once"
+    assert not TaskRun.objects.filter(task=task, status=RunStatus.RUNNING).exists(), "free at once"
     return run
 
 

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from maintenance.observe.log_events import log_event, render
-from maintenance.observe.log_format import JsonFormatter
-from maintenance.observe.redaction import RedactSecretsFilter
+from maintenance.logs.log_events import log_event, render
+from maintenance.logs.log_format import JsonFormatter
+from maintenance.logs.redaction import RedactSecretsFilter
 from maintenance.runs.runner import run_task
 from tests.factories import fake_task
 from tests.processes import run_manage
@@ -215,7 +215,7 @@ AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # AWS's documented exam
 WEBHOOK_PASSWORD = "w3bh00k-passw0rd-hunter2"
 LEAKY_EVENT = """
 import logging
-from maintenance.observe.log_events import log_event
+from maintenance.logs.log_events import log_event
 log_event(
     logging.getLogger("maintenance.test"), logging.ERROR, "maintenance.test.leak",
     hosts=["ok", ("{cron}", ["nested {aws}"])],

@@ -3,8 +3,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from maintenance.logs.control_chars import escape_controls
 from maintenance.management.base import json_dumps
-from maintenance.observe.control_chars import escape_controls
 from maintenance.observe.status import maintenance_status
 
 

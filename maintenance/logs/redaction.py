@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from maintenance.observe.known_secrets import secret_values
+from maintenance.logs.known_secrets import secret_values
 
 REDACTED = "[redacted]"
 PATTERNS = [

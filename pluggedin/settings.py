@@ -22,7 +22,8 @@ import emails.conf  # noqa: F401 - declares its settings table, read below
 import oauth.conf  # noqa: F401 - declares its settings table, read below
 from maintenance.conf import PROJECT_SETTINGS, TASK_SETTING_NAME, Setting, app_settings
 from maintenance.envfile import without_inline_comments
-from maintenance.triggers.cronjobs import DeclaredCronJobs, cron_escaped
+from maintenance.schedules.cron import cron_escaped
+from maintenance.triggers.cronjobs import DeclaredCronJobs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

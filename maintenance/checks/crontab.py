@@ -25,8 +25,7 @@ from maintenance import registry
 from maintenance.conf import maintenance_settings
 from maintenance.envfile import shell_only_variables
 from maintenance.logs.known_secrets import named_secrets
-from maintenance.schedules.cron import CronError, CronSchedule
-from maintenance.triggers.cronjobs import cron_escaped
+from maintenance.schedules.cron import CronError, CronSchedule, cron_escaped
 
 W005 = Warning(
     "The installed crontab entries for this project are out of date with CRONJOBS, so "

@@ -20,9 +20,9 @@ from django.utils import timezone
 from maintenance import registry
 from maintenance.isotime import iso_utc, utc_minute
 from maintenance.models import RunStatus, TaskPause, TaskRun
+from maintenance.observe import scheduler_health
 from maintenance.observe.ticks import Tick, latest_ticks
 from maintenance.runs import pauses
-from maintenance.triggers import scheduler_health
 
 DAY = timedelta(days=1)
 SERVED = ("served", "late")

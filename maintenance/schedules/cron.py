@@ -155,3 +155,10 @@ def numeric(expression: str) -> str:
             r"[A-Za-z]+", lambda name, field=field: str(field.int(name[0].upper())), parts[index]
         )
     return " ".join(parts)
+
+
+def cron_escaped(text: str) -> str:
+    """`text` as a crontab command must write it: every `%` as `\\%`. Cron reads a bare
+    `%` in a command as a newline (the rest becomes the command's stdin); escaped, cron
+    hands the shell the `%` unchanged."""
+    return text.replace("%", "\\%")

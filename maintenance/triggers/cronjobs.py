@@ -5,9 +5,8 @@ setting only once the apps are loaded (`crontab add|show|remove|run`), and then 
 sequence lists one job per declared task on the schedule in force (`<TASK>_CRON`). This
 module imports nothing of the project at import time: settings import it.
 
-Cron reads a bare `%` in a command as a newline (the rest becomes the command's stdin):
-the texts settings put into the lines (`CRONTAB_COMMAND_PREFIX`, the log file of the
-suffix) go through `cron_escaped` first, and cron hands the shell the `%` unchanged.
+The texts settings put into the lines (`CRONTAB_COMMAND_PREFIX`, the log file of the
+suffix) go through `maintenance.schedules.cron.cron_escaped` first.
 """
 
 from __future__ import annotations
@@ -17,11 +16,6 @@ from collections.abc import Iterator, Sequence
 CRON_FUNCTION = "maintenance.cron.run_task_from_cron"
 
 CronJob = tuple[str, str, list[str]]
-
-
-def cron_escaped(text: str) -> str:
-    """`text` as a crontab command must write it: every `%` as `\\%`."""
-    return text.replace("%", "\\%")
 
 
 class DeclaredCronJobs(Sequence):

@@ -41,10 +41,10 @@ from maintenance.logs.log_events import (
     log_event,
 )
 from maintenance.models import Trigger
+from maintenance.observe import scheduler_health
+from maintenance.observe.scheduler_health import SchedulerHealth
 from maintenance.runs import clock
 from maintenance.runs.runner import run_task
-from maintenance.triggers import scheduler_health
-from maintenance.triggers.scheduler_health import SchedulerHealth
 
 logger = logging.getLogger("maintenance.scheduler")
 

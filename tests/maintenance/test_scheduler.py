@@ -49,7 +49,9 @@ HOURLY = cron.parse("0 * * * *")
 TICK = HOURLY.latest_tick(timezone.now()) - timedelta(hours=4)
 
 
-def test_the_thread_runs_the_startup_pass_and_stops_cleanly_when_asked(isolated_registry):
+def test_the_thread_runs_the_startup_pass_and_stops_cleanly_when_asked(isolated_registry, at):
+    """On the injected clock, 3 s past a tick: the thread's next tick is minutes away, so
+    the startup run is the only one even when a real */5 boundary falls inside the test."""
     calls = []
     isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}))
     scheduler = Scheduler()

@@ -15,8 +15,8 @@ from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 
+from maintenance.observe import scheduler_health
 from maintenance.runs import clock
-from maintenance.triggers import scheduler_health
 from maintenance.triggers.scheduler import Scheduler, restart_delay
 from tests import factories
 from tests.processes import wait_for

@@ -31,9 +31,8 @@ HEALTHY_GAUGE = re.compile(r'^pluggedin_maintenance_healthy\{task="(\w+)"\} (\S+
 
 
 @pytest.fixture
-def served_tick(settings):
+def served_tick():
     """pkce_cleanup's latest tick (on the database's clock) served by a success."""
-    settings.PKCE_CLEANUP_STARTING_DEADLINE_SECONDS = "60"
     now = database_now()
     tick = registry.get("pkce_cleanup").cron_schedule.latest_tick(now)
     TaskRun.objects.create(

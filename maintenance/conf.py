@@ -229,8 +229,8 @@ maintenance_settings = AppSettings(
         ),
         "MAINTENANCE_LOCK_LEASE_SECONDS": Setting(
             60,
-            "Lease of a running task's lock, renewed every third of it while the run lives; "
-            "a dead runner's lock lapses within it.",
+            "Lease of a running run on its row (database clock), renewed every third of it "
+            "while the run lives; a dead runner's run lapses within it.",
             whole_number(1),
             env=int,
         ),

@@ -53,10 +53,6 @@ class TaskRunQuerySet(models.QuerySet):
         died, until the next claimant of their task closes them."""
         return self.filter(LEASE_RAN_OUT, status=RunStatus.RUNNING)
 
-    def succeeded_since(self, task: str, since: datetime) -> bool:
-        """True when any trigger finished this task successfully after `since`."""
-        return self.for_task(task).succeeded().filter(started_at__gte=since).exists()
-
 
 class TaskRun(models.Model):
     task = models.CharField(max_length=64)

@@ -23,6 +23,7 @@ from emails.models import ScheduledEmail
 from emails.outbox import claims
 from emails.outbox.batch import BatchSender, SmtpUnavailable
 from maintenance.outcome import TaskFailed
+from maintenance.runs.clock import database_now
 from maintenance.runs.deadlines import current
 
 
@@ -42,7 +43,7 @@ def process_scheduled_emails(
     if run_deadline is not None:  # the run's deadline, when sooner than the time budget
         budget = min(budget, run_deadline.remaining())
     sender = BatchSender(deadline=time.monotonic() + budget, now=now)
-    sender.counts.cancelled = cancel_unsendable(sender.now())
+    sender.counts.cancelled = cancel_unsendable(now or database_now())
     claimed = 0
     while claimed < limit and time.monotonic() < sender.deadline and not sender.stopped:
         size = sender.batch_size(limit - claimed)

@@ -20,8 +20,14 @@ from django.conf import settings
 
 from maintenance.conf import declared_settings
 
-# Shorter values are too likely to be ordinary words; the system checks flag short secrets.
-MIN_SECRET_LENGTH = 8
+# A log line loses a secret of this length or longer wherever it appears. Shorter values
+# (one or two characters) would blank out ordinary letters and digits in every line, so
+# redaction leaves them; the system checks flag a short secret. A six-character one is
+# redacted.
+MIN_REDACTED_LENGTH = 3
+# A value found only by its variable's name ending (`*_KEY`, `*_TOKEN`) counts from this
+# length: a shorter one (`SOME_KEY=true`) is too likely an ordinary word.
+MIN_GUESSED_LENGTH = 8
 SECRET_NAME = re.compile(r"[A-Z0-9_]*_(?:SECRET|KEY|TOKEN|PASSWORD)")
 # anymail's own names for these ESPs carry no ANYMAIL_ prefix (pluggedin/settings.py).
 UNPREFIXED_ESPS = ("POSTMARK_", "AMAZON_SES_", "RESEND_", "MAILGUN_")
@@ -31,23 +37,34 @@ WEBHOOK_SECRET = "ANYMAIL_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 
 
 def named_secrets() -> list[tuple[str, str]]:
-    """(variable, value) for every secret value long enough to tell apart from a word,
-    longest value first, so a value is removed before a part of it."""
+    """(variable, value) for every secret value, longest value first, so a value is removed
+    before a part of it. A setting declared `secret` (and a URL's password) counts
+    whatever its length: a short CRON_SECRET is still a secret the crontab must not hold.
+    A value found only by its name's ending counts from MIN_GUESSED_LENGTH."""
+    declared = _declared_secrets()
+    explicit = declared | {"DATABASE_URL", *VARIABLE_OF.values()}
     found = {
         (variable, value)
-        for variable, value in _candidates()
-        if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH
+        for variable, value in _candidates(declared)
+        if isinstance(value, str)
+        and value
+        and (variable in explicit or len(value) >= MIN_GUESSED_LENGTH)
     }
     return sorted(found, key=lambda pair: (-len(pair[1]), pair[0]))
 
 
 def secret_values() -> list[str]:
-    """Every secret value, longest first (what the log filter removes)."""
-    return list(dict.fromkeys(value for _, value in named_secrets()))
+    """Every secret value long enough to redact, longest first (what the log filter
+    removes)."""
+    values = (value for _, value in named_secrets() if len(value) >= MIN_REDACTED_LENGTH)
+    return list(dict.fromkeys(values))
 
 
-def _candidates() -> Iterator[tuple[str, Any]]:
-    declared = {name for name, setting in declared_settings().items() if setting.secret}
+def _declared_secrets() -> set[str]:
+    return {name for name, setting in declared_settings().items() if setting.secret}
+
+
+def _candidates(declared: set[str]) -> Iterator[tuple[str, Any]]:
     for name in dir(settings):
         if name in declared or SECRET_NAME.fullmatch(name):
             yield VARIABLE_OF.get(name, name), getattr(settings, name, None)

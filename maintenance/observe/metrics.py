@@ -35,14 +35,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 from django.db.models import Count, Subquery
-from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from maintenance import registry
 from maintenance.models import RunStatus, RunTally, TaskRun, Trigger
-from maintenance.observe.status import current_health
+from maintenance.observe.status import current_health, status_now
 from maintenance.runs import pauses
 from maintenance.runs.retention import uncounted_finished_runs
 from maintenance.schedules import cron
@@ -120,7 +119,7 @@ class MaintenanceCollector:
     """Reads the families above from the database on each `collect()`."""
 
     def collect(self) -> Iterator[Metric]:
-        now = timezone.now()
+        now = status_now()  # the database's clock, as status reads it
         tasks = registry.all_tasks()
         paused = pauses.pauses_in_force()
         runs = finished_run_counts()

@@ -15,14 +15,12 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.utils import timezone
-
 from maintenance import registry
 from maintenance.isotime import iso_utc, utc_minute
 from maintenance.models import RunStatus, TaskPause, TaskRun
 from maintenance.observe import scheduler_health
 from maintenance.observe.ticks import Tick, latest_ticks
-from maintenance.runs import pauses
+from maintenance.runs import clock, pauses
 
 DAY = timedelta(days=1)
 SERVED = ("served", "late")
@@ -77,13 +75,21 @@ def next_due(
     return task.cron_schedule.next_tick(now)
 
 
+def status_now() -> datetime:
+    """The instant a status reading goes by: the database's clock, read once, as the
+    triggers read it. A host whose own clock runs fast must not see the next tick's
+    deadline as passed before any trigger could have served it."""
+    return clock.database(clock.database_now())
+
+
 def task_status(
     task: registry.Task,
     now: datetime | None = None,
     paused: Mapping[str, TaskPause] | None = None,
 ) -> dict[str, Any]:
-    """One task's status; `paused` is every pause in force (read here when not given)."""
-    now = now or timezone.now()
+    """One task's status at `now` (the database's clock when not given); `paused` is every
+    pause in force (read here when not given)."""
+    now = now or status_now()
     pause = (pauses.pauses_in_force() if paused is None else paused).get(task.name)
     blocked = task.blocked_reason()
     last_run = TaskRun.objects.last_run(task.name)
@@ -205,8 +211,9 @@ def backlog() -> dict[str, int]:
 def maintenance_status(now: datetime | None = None) -> dict[str, Any]:
     """The whole status body; `healthy` is false when any enabled task is stale (the
     scheduler thread of the process that answers is shown, but is not part of it: many
-    deployments trigger tasks by cron alone)."""
-    now = now or timezone.now()
+    deployments trigger tasks by cron alone). Every task is judged at one instant, the
+    database's clock read once."""
+    now = now or status_now()
     paused = pauses.pauses_in_force()
     tasks = {task.name: task_status(task, now, paused) for task in registry.all_tasks()}
     return {

@@ -6,7 +6,7 @@ raises `SystemExit(1)` wherever the run is (and SIGKILLs it a second later); Ctr
 outright unless something turns it into an exception. None of these is an `Exception`, so
 each passes every `except Exception` and would leave the run `running`, its emails held
 for their lease. The runner catches them around the task function: the run is closed
-`failed` with the reason and its lock released, and the exception goes on, so the process
+`failed` with the reason, which frees its task, and the exception goes on, so the process
 still ends. The emails app hands its claimed emails back on the way up
 (`emails.outbox.claims.handed_back_if_interrupted`).
 """

@@ -16,7 +16,7 @@ from maintenance import registry
 from maintenance.admin.permissions import PAUSE_TASK, RUN_TASK
 from maintenance.isotime import iso_utc
 from maintenance.logs.control_chars import escape_controls
-from maintenance.observe.status import duration_text, maintenance_status
+from maintenance.observe.status import duration_text, maintenance_status, status_now
 from maintenance.observe.ticks import STRIP_TICKS, Tick, latest_ticks
 from maintenance.runs.pauses import DURATION_CHOICES
 
@@ -106,7 +106,7 @@ def _parse(iso: str | None) -> datetime | None:
 @register.inclusion_tag("maintenance/tick_strips.html")
 def tick_strips() -> dict[str, Any]:
     """One row per task on the run log: its latest ticks as coloured cells, oldest first."""
-    now = timezone.now()
+    now = status_now()
     rows = [
         {"task": task.name, "ticks": [tick_cell(t) for t in latest_ticks(task, now)]}
         for task in registry.all_tasks()

@@ -187,6 +187,7 @@ def test_a_percent_sign_reaches_the_crontab_escaped(throwaway_crontab, tmp_path)
     ("variable", "value"),
     [
         ("CRON_SECRET", "cron-secret-for-the-prefix-test-0123456789"),
+        ("CRON_SECRET", "abc123"),  # short (W002 warns), still a secret
         ("METRICS_TOKEN", "metrics-token-for-the-prefix-test-012345"),
         ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
     ],

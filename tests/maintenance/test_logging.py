@@ -176,6 +176,15 @@ def test_secrets_never_reach_the_configured_console_handler(secrets, console_out
     assert err.count("[redacted]") >= 6
 
 
+def test_a_short_secret_is_redacted_too(settings, console_output):
+    settings.CRON_SECRET = "abc123"  # W002 warns of it; until it is replaced, logs hide it
+
+    logging.getLogger("maintenance.test").error("curl -H 'X-Cron-Secret: abc123'")
+
+    assert "abc123" not in console_output.getvalue()
+    assert "[redacted]" in console_output.getvalue()
+
+
 def test_secrets_in_a_failing_task_error_and_traceback_are_redacted(secrets, isolated_registry):
     def leaky(**options):
         raise RuntimeError(f"login failed with {SECRET}")

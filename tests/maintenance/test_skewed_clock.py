@@ -23,13 +23,14 @@ from tests.tools import requires_tool
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def skewed(offset: str, *args: str) -> subprocess.CompletedProcess:
-    """`manage.py *args` in a process whose clock runs `offset` (`+20m`) off."""
+def skewed(offset: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`manage.py *args` in a process whose clock runs `offset` (`+20m`) off, with `env`
+    added to its environment."""
     (faketime,) = requires_tool("faketime")
     return subprocess.run(
         [faketime, "-f", offset, PYTHON, *args],
         cwd=ROOT,
-        env=subprocess_env(),
+        env=subprocess_env(**env),
         capture_output=True,
         text=True,
         timeout=120,

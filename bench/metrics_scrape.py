@@ -46,7 +46,7 @@ CLEANUP_SQL = {
                'https://app.example.com/oauth/callback', md5((i * 13)::text) || md5((i * 17)::text),
                e - interval '10 minutes', e
         FROM (SELECT i, now() + (i - %(middle)s) * interval '1 ms' AS e
-              FROM generate_series(%(first)s, %(last)s) AS i) AS g
+              FROM generate_series(%(first)s::int, %(last)s::int) AS i) AS g
     """,
     "mcp_oauth_sessions": """
         INSERT INTO mcp_oauth_sessions (state, server_uuid, profile_uuid, callback_url, provider,
@@ -55,7 +55,7 @@ CLEANUP_SQL = {
                md5((i %% 500)::text)::uuid, 'https://app.example.com/mcp/callback', 'github',
                e - interval '15 minutes', e
         FROM (SELECT i, now() + (i - %(middle)s) * interval '1 ms' AS e
-              FROM generate_series(%(first)s, %(last)s) AS i) AS g
+              FROM generate_series(%(first)s::int, %(last)s::int) AS i) AS g
     """,
 }
 
@@ -63,7 +63,7 @@ USERS_SQL = """
 INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email,
                        is_staff, is_active, date_joined)
 SELECT '!', false, 'bench' || i, '', '', 'bench' || i || '@example.test', false, true, now()
-FROM generate_series(1, %(users)s) AS i
+FROM generate_series(1, %(users)s::int) AS i
 """
 
 # Three emails per user; the status follows the row number: 70 % sent, 15 % pending in the
@@ -104,7 +104,7 @@ CROSS JOIN LATERAL (
     SELECT to_timestamp(floor(extract(epoch FROM now()) / t.gap) * t.gap)
            - n * t.gap * interval '1 second' AS tick
 ) AS tk
-CROSS JOIN generate_series(0, %(per_tick)s - 1) AS k
+CROSS JOIN generate_series(0, %(per_tick)s::int - 1) AS k
 """
 TICKS_IN_RETENTION = 30 * 86400 // 600 + 2 * 30 * 86400 // 3600
 

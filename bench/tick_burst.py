@@ -22,16 +22,19 @@ ones that found the tick served or being served), with the load average. With
 (`tests/pgbouncer.py`, 20 server connections). Direct, processes x threads must stay below
 the server's max_connections.
 
-Bar: every trigger answered within 1 s of the release; <= 3 statements per redundant
-trigger; exactly one success.
+Bar: every trigger answered, none failed, and within 1 s of the release; <= 3 statements
+per redundant trigger; exactly one success. It prints PASS or FAIL per round and exits 1
+when any round FAILs.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import multiprocessing
 import os
+import queue
 import statistics
 import sys
 import threading
@@ -61,6 +64,10 @@ def main() -> int:
         for reason, (n, statements) in sorted(result["reasons"].items()):
             print(f"    {n} x {reason} ({statements} statements max)")
     return 0 if all(r["ok"] for r in results) else 1
+
+
+def expected_triggers(args: argparse.Namespace) -> int:
+    return args.processes * args.threads * args.per_thread
 
 
 def parse_args() -> argparse.Namespace:
@@ -109,12 +116,17 @@ def burst(label: str, args: argparse.Namespace) -> dict:
     ]
     for worker in workers:
         worker.start()
-    rows = [row for _ in workers for row in answers.get(timeout=120)]
+    rows: list[tuple] = []
+    for _ in workers:
+        try:
+            rows.extend(answers.get(timeout=120))
+        except queue.Empty:  # a process died: its triggers count as unanswered
+            break
     for worker in workers:
-        worker.join()
+        worker.join(30)
     load = os.getloadavg()
     succeeded = TaskRun.objects.filter(task=args.task, status=RunStatus.SUCCEEDED).count()
-    return summarize(label, rows, succeeded, load)
+    return summarize(label, rows, succeeded, load, expected_triggers(args))
 
 
 def fire(args: argparse.Namespace, release: float, answers) -> None:
@@ -145,23 +157,32 @@ def trigger(task: str, times: int, release: float, rows: list, lock: threading.L
     time.sleep(max(0.0, release - time.time()))
     for _ in range(times):
         statements.clear()
-        with connection.execute_wrapper(count):
-            outcome = run_task(task, "cron")
-        answered = time.time() - release
+        try:
+            with connection.execute_wrapper(count):
+                outcome = run_task(task, "cron")
+            row = (outcome.status, len(statements), outcome.message or outcome.error)
+        except Exception as exc:  # run_task never raises; if it did, that is a failure
+            row = ("failed", len(statements), f"raised {type(exc).__name__}: {exc}")
+        status, n, message = row
         with lock:
-            rows.append((outcome.status, answered, len(statements), outcome.message))
+            rows.append((status, time.time() - release, n, message))
     connection.close()
 
 
-def summarize(label: str, rows: list[tuple], succeeded: int, load: tuple) -> dict:
-    times = sorted(answered for _, answered, _, _ in rows)
+def summarize(label: str, rows: list[tuple], succeeded: int, load: tuple, expected: int) -> dict:
+    """The round's figures; `ok` when every one of the `expected` triggers answered, none
+    failed, exactly one run succeeded, and the time and statement bars hold."""
+    times = sorted(answered for _, answered, _, _ in rows) or [float("inf")]
     redundant = [n for status, _, n, _ in rows if status == "skipped"]
     statuses = [status for status, *_ in rows]
-    p95 = times[max(0, int(len(times) * 0.95) - 1)]
+    p95 = times[max(0, math.ceil(len(times) * 0.95) - 1)]  # nearest rank
     worst_statements = max(redundant, default=0)
+    failed = statuses.count("failed")
     return {
         "label": label,
         "triggers": len(rows),
+        "expected": expected,
+        "failed": failed,
         "one_success": succeeded == 1 and statuses.count("succeeded") == 1,
         "last": times[-1],
         "p50": statistics.median(times),
@@ -169,10 +190,12 @@ def summarize(label: str, rows: list[tuple], succeeded: int, load: tuple) -> dic
         "redundant": len(redundant),
         "statements_mean": statistics.mean(redundant) if redundant else 0.0,
         "statements_max": worst_statements,
-        "other": len(rows) - len(redundant) - statuses.count("succeeded"),
+        "other": len(rows) - len(redundant) - statuses.count("succeeded") - failed,
         "load": load,
         "reasons": reasons(rows),
-        "ok": succeeded == 1
+        "ok": len(rows) == expected
+        and failed == 0
+        and succeeded == 1
         and times[-1] <= ANSWER_BAR_SECONDS
         and worst_statements <= STATEMENTS_BAR,
     }
@@ -191,12 +214,13 @@ def reasons(rows: list[tuple]) -> dict[str, tuple[int, int]]:
 def print_result(r: dict) -> None:
     load = " ".join(f"{x:.2f}" for x in r["load"])
     print(
-        f"{r['label']}: {r['triggers']} triggers; exactly one run succeeded: "
+        f"{r['label']}: {r['triggers']} of {r['expected']} triggers answered, {r['failed']}"
+        f" failed; exactly one run succeeded: "
         f"{'yes' if r['one_success'] else 'no'}; release to last answer {r['last']:.3f} s; "
         f"p50 {r['p50']:.3f} s, p95 {r['p95']:.3f} s; statements per redundant trigger "
         f"mean {r['statements_mean']:.2f}, max {r['statements_max']} ({r['redundant']} "
         f"redundant, {r['other']} other answers); load average {load}; "
-        f"{'OK' if r['ok'] else 'ABOVE BAR'}"
+        f"{'PASS' if r['ok'] else 'FAIL'}"
     )
 
 

@@ -13,11 +13,12 @@ from emails.outbox.suppression import suppress, unsuppress
 from emails.preview import render_preview
 from emails.tasks import SCHEDULED_EMAILS
 from maintenance.admin.actions import run_task_action
+from maintenance.admin.permissions import ActionPermissionsAdmin
 from maintenance.admin.readonly import ReadOnlyAdmin
 
 
 @admin.register(ScheduledEmail)
-class ScheduledEmailAdmin(admin.ModelAdmin):
+class ScheduledEmailAdmin(ActionPermissionsAdmin):
     list_display = [
         "email_type",
         "user_email",
@@ -94,12 +95,14 @@ class ScheduledEmailAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/emails/preview.html", context)
 
-    @admin.action(description="Retry now (failed or cancelled; resets attempts)")
+    @admin.action(
+        description="Retry now (failed or cancelled; resets attempts)", permissions=["change"]
+    )
     def retry_now(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = queryset.retry_now()
         self.message_user(request, f"{count} emails queued to send now.", messages.SUCCESS)
 
-    @admin.action(description="Cancel (pending only)")
+    @admin.action(description="Cancel (pending only)", permissions=["change"])
     def cancel_pending(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = queryset.filter(status=EmailStatus.PENDING).cancel("cancelled by an admin")
         self.message_user(request, f"{count} pending emails cancelled.", messages.SUCCESS)

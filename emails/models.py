@@ -16,7 +16,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Now
 from django.utils import timezone
 
 
@@ -39,9 +39,10 @@ class ScheduledEmailQuerySet(models.QuerySet):
         return self.filter(status=EmailStatus.PENDING, scheduled_for__lte=now or timezone.now())
 
     def claimable(self, now: datetime) -> ScheduledEmailQuerySet:
-        """Due rows, plus rows whose runner died holding them (lease passed)."""
+        """Due rows (at `now`), plus rows whose runner died holding them: their claim's
+        lease ran out on the database's clock, whatever this host's says."""
         pending = Q(status=EmailStatus.PENDING, scheduled_for__lte=now)
-        abandoned = Q(status=EmailStatus.SENDING, claimed_until__lt=now)
+        abandoned = Q(status=EmailStatus.SENDING, claimed_until__lt=Now())
         return self.filter(pending | abandoned)
 
     def in_flight(self) -> ScheduledEmailQuerySet:

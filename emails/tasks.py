@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from emails.conf import email_settings
 from emails.models import ScheduledEmail
 from emails.outbox import process_scheduled_emails
@@ -36,7 +34,6 @@ SCHEDULED_EMAILS = register(
             "{remaining} remaining)"
         ),
         cron="0 * * * *",
-        interval=timedelta(hours=1),
         command="process_scheduled_emails",
         path="/api/emails/process-scheduled",
         order=20,

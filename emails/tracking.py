@@ -11,7 +11,8 @@ ESP's post, parse it into one `AnymailTrackingEvent` per recipient and send the 
   else are only recorded.
 
 ESPs retry webhooks: an event already stored (same ESP, event id and recipient) changes
-nothing. An exception here makes anymail answer 500, so the ESP tries again later.
+nothing. A database error here makes the view answer 500, so the ESP tries again later;
+an event too malformed to record answers 400 (`webhook_urls.py`), so it does not.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from django.dispatch import receiver
 from emails.models import EmailEvent, normalize_address
 from emails.outbox.suppression import suppress
 from emails.unsubscribe import opt_out
-from maintenance.observe.log_events import (
+from maintenance.logs.log_events import (
     EMAIL_EVENT_DUPLICATE,
     EMAIL_EVENT_OPTED_OUT,
     EMAIL_EVENT_SUPPRESSED,
@@ -45,8 +46,23 @@ def record_delivery_event(sender, event: AnymailTrackingEvent, esp_name: str, **
     record(event, esp_name)
 
 
+# The event's fields that are stored or put into a suppression reason.
+STORED_FIELDS = (
+    "event_type",
+    "event_id",
+    "recipient",
+    "message_id",
+    "reject_reason",
+    "description",
+    "mta_response",
+    "esp_event",
+)
+
+
 def record(event: AnymailTrackingEvent, esp_name: str) -> str:
     """Store `event` and act on it, once; returns what it did (also kept on the row)."""
+    for name in STORED_FIELDS:
+        setattr(event, name, without_nul(getattr(event, name, None)))
     recipient = normalize_address(event.recipient or "")
     with transaction.atomic():
         stored, created = EmailEvent.objects.get_or_create(
@@ -97,6 +113,20 @@ def is_soft_bounce(event: AnymailTrackingEvent, esp_name: str) -> bool:
         bounce_type = ((raw.get("data") or {}).get("bounce") or {}).get("type")
         return bounce_type is not None and bounce_type != "Permanent"
     return False
+
+
+def without_nul(value):
+    """`value` without NUL characters, in every string of a JSON-like structure.
+
+    An ESP's JSON may carry `\\u0000`; PostgreSQL's text and jsonb cannot hold it, and the
+    failed insert would answer 500 to every retry of a webhook that is otherwise fine."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value
 
 
 def fingerprint(event: AnymailTrackingEvent) -> str:

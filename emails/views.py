@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from emails.unsubscribe import BadToken, opt_out, read_token
-from maintenance.observe.log_events import UNSUBSCRIBE_FAILED, log_event
+from maintenance.logs.log_events import UNSUBSCRIBE_FAILED, log_event
 
 logger = logging.getLogger(__name__)
 

@@ -5,18 +5,37 @@ Anymail authenticates each post with HTTP basic auth against that secret, but ac
 anyone when it is unset (with a warning). Here an unset secret closes every webhook with
 503, as an unset `CRON_SECRET` closes the task endpoints: nobody can suppress addresses or
 opt users out by posting made-up events, and the ESP keeps retrying until it is set.
+
+A post that passes the secret but cannot be read (not JSON, `[1, 2]`, a list where the
+ESP sends a string, JSON nested too deep to parse) makes anymail's parsing or our
+recording raise; left alone that is a 500, and the ESP retries the same unreadable body
+for days. Those errors answer 400, which ESPs take as final. Each post's events are
+recorded in one transaction, so a post that fails on its second event changes nothing
+either. A database error is not the post's fault: it stays a 500 and the ESP retries.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 
 from anymail import urls as anymail_urls
+from anymail.exceptions import AnymailAPIError
 from anymail.utils import get_anymail_setting
-from django.http import HttpResponse
+from django.db import transaction
+from django.http import HttpResponse, JsonResponse
 from django.urls import URLPattern
 
+from maintenance.logs.control_chars import escape_controls
+from maintenance.logs.log_events import EMAIL_WEBHOOK_UNREADABLE, log_event
+
+logger = logging.getLogger(__name__)
+
 CLOSED = "Webhooks closed: ANYMAIL_WEBHOOK_SECRET is not set.\n"
+# What parsing a malformed body raises (json.JSONDecodeError and UnicodeDecodeError are
+# ValueErrors; anymail's AnymailInvalidAddress too). DatabaseError is none of these.
+UNREADABLE = (ValueError, TypeError, LookupError, AttributeError, RecursionError)
+ERROR_TEXT_LIMIT = 200
 
 
 def webhook_secret_configured() -> bool:
@@ -38,10 +57,40 @@ def closed_without_secret(view):
     return gated
 
 
+def unreadable_is_400(view):
+    """Answer 400 to a post anymail cannot read, with nothing recorded (see above)."""
+    esp = getattr(getattr(view, "view_class", None), "esp_name", "ESP")
+
+    @functools.wraps(view)
+    def answered(request, *args, **kwargs):
+        try:
+            with transaction.atomic():
+                return view(request, *args, **kwargs)
+        except (*UNREADABLE, AnymailAPIError) as exc:
+            if not is_unreadable(exc):
+                raise
+            error = escape_controls(f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT])
+            log_event(logger, logging.WARNING, EMAIL_WEBHOOK_UNREADABLE, esp=esp, error=error)
+            body = {"success": False, "error": f"unreadable {esp} webhook payload"}
+            return JsonResponse(body, status=400)
+
+    return answered
+
+
+def is_unreadable(exc: BaseException) -> bool:
+    """The SES view wraps its JSON errors in AnymailAPIError, which also reports real API
+    failures (boto): only one caused by a parse error is the post's fault."""
+    if isinstance(exc, AnymailAPIError):
+        return isinstance(exc.__cause__, UNREADABLE)
+    return isinstance(exc, UNREADABLE)
+
+
+def guard(view):
+    return closed_without_secret(unreadable_is_400(view))
+
+
 app_name = anymail_urls.app_name
 urlpatterns = [
-    URLPattern(
-        pattern.pattern, closed_without_secret(pattern.callback), pattern.default_args, pattern.name
-    )
+    URLPattern(pattern.pattern, guard(pattern.callback), pattern.default_args, pattern.name)
     for pattern in anymail_urls.urlpatterns
 ]

@@ -8,3 +8,6 @@ class MaintenanceConfig(AppConfig):
 
     def ready(self) -> None:
         from maintenance import checks  # noqa: F401 - registers the system checks
+        from maintenance.observe import observers
+
+        observers.connect()  # heartbeats and Sentry check-ins hear of every run

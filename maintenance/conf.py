@@ -10,9 +10,10 @@ see it. Modules read `maintenance_settings.CRON_SECRET`, never
 tables; the redaction filter and the cron check (W201) read `secret` and `cron` from them.
 This module imports nothing that needs the apps loaded, so the settings can import it.
 
-A task's own settings (`<TASK>_CRON`, `<TASK>_STARTING_DEADLINE_SECONDS`, `<TASK>_HEARTBEAT_URL`)
-are named after the task, so any declared task has them without a line here:
-`task_setting()` is the one place that builds those names.
+A task's own settings (`<TASK>_CRON`, `<TASK>_STARTING_DEADLINE_SECONDS`,
+`<TASK>_MAX_RUNTIME_SECONDS`, `<TASK>_HEARTBEAT_URL`) are named after the task, so any
+declared task has them without a line here: `task_setting()` is the one place that builds
+those names, and `task_seconds()` the one place that parses the durations among them.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Setting:
 
 # Every count and duration fits PostgreSQL's integer, a SQL LIMIT and a timedelta.
 LARGEST_NUMBER = 2**31 - 1
+MIN_TASK_SECONDS = 1  # a task's starting deadline or run time (task_seconds)
 
 
 def whole_number(minimum: int, maximum: int = LARGEST_NUMBER) -> Callable[[Any], str | None]:
@@ -179,6 +181,29 @@ def task_setting(task_name: str, suffix: str) -> Any:
     return None if value in (None, "") else value
 
 
+def task_seconds(task_name: str, suffix: str) -> float | None:
+    """`<TASK>_STARTING_DEADLINE_SECONDS` or `<TASK>_MAX_RUNTIME_SECONDS` as every reader
+    takes it, the system check included: None when unset, else a number of seconds from
+    MIN_TASK_SECONDS to LARGEST_NUMBER, fractions allowed (`90.5`, as the environment
+    gives it). ValueError for any other value, so what `check` accepts every command reads
+    alike."""
+    value = task_setting(task_name, suffix)
+    if value is None:
+        return None
+    try:
+        seconds = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not MIN_TASK_SECONDS <= seconds <= LARGEST_NUMBER:  # nan compares false
+        raise ValueError(f"a number of seconds from {MIN_TASK_SECONDS} to {LARGEST_NUMBER}")
+    return seconds
+
+
+def shown_seconds(seconds: float) -> str:
+    """A number of seconds as an operator wrote it: `30`, `90.5`."""
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+
+
 maintenance_settings = AppSettings(
     {
         "CRON_SECRET": Setting(
@@ -204,8 +229,8 @@ maintenance_settings = AppSettings(
         ),
         "MAINTENANCE_LOCK_LEASE_SECONDS": Setting(
             60,
-            "Lease of a running task's lock, renewed every third of it while the run lives; "
-            "a dead runner's lock lapses within it.",
+            "Lease of a running run on its row (database clock), renewed every third of it "
+            "while the run lives; a dead runner's run lapses within it.",
             whole_number(1),
             env=int,
         ),
@@ -217,6 +242,13 @@ maintenance_settings = AppSettings(
         ),
         "MAINTENANCE_RUN_PRUNE_INTERVAL_SECONDS": Setting(
             3600, "How often one process may prune the run log.", whole_number(1)
+        ),
+        "MAINTENANCE_HTTP_BUDGET_SECONDS": Setting(
+            25.0,
+            "How long an HTTP-triggered run may go on before it stops and answers 200 with "
+            "what it did; keep it under the web server's worker timeout (gunicorn: 30 s).",
+            positive_number,
+            env=float,
         ),
         "MAINTENANCE_HEARTBEAT_URLS": Setting(
             {},
@@ -247,7 +279,7 @@ maintenance_settings = AppSettings(
         ),
         "SENTRY_CHECKIN_MARGIN_MINUTES": Setting(
             None,
-            "Sentry Crons checkin_margin of every task; unset: each task's interval in force.",
+            "Sentry Crons checkin_margin of every task; unset: the gap between two of its ticks.",
             unset_or(whole_number(1, 40_320)),
             env=int,
         ),
@@ -268,6 +300,18 @@ PROJECT_SETTINGS: dict[str, Setting] = {
         "", "Django's signing key; required unless DEBUG.", secret=True, env=str, cron=True
     ),
     "ALLOWED_HOSTS": Setting(None, "Hosts this server answers to, comma-separated.", env=str),
+    # Django's TLS and proxy settings, with Django's own defaults (docs: README).
+    "CSRF_TRUSTED_ORIGINS": Setting([], "Origins trusted for unsafe requests.", env=str),
+    "SECURE_PROXY_SSL_HEADER": Setting(None, "Header,value meaning https.", env=str),
+    "SECURE_SSL_REDIRECT": Setting(False, "Redirect http to https.", env=bool),
+    "SESSION_COOKIE_SECURE": Setting(False, "Session cookie over https only.", env=bool),
+    "CSRF_COOKIE_SECURE": Setting(False, "CSRF cookie over https only.", env=bool),
+    "SECURE_HSTS_SECONDS": Setting(0, "Strict-Transport-Security max-age.", env=int),
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": Setting(False, "HSTS includeSubDomains.", env=bool),
+    "SECURE_HSTS_PRELOAD": Setting(False, "HSTS preload.", env=bool),
+    "SECRET_KEY_FALLBACKS": Setting(
+        [], "Retired SECRET_KEYs still accepted by signatures.", secret=True, env=str
+    ),
     "EMAIL_URL": Setting("consolemail://", "django-environ email URL.", env=str, cron=True),
     "EMAIL_HOST_PASSWORD": Setting(None, "The password in EMAIL_URL.", secret=True),
     "DEFAULT_FROM_EMAIL": Setting(
@@ -297,7 +341,9 @@ PROJECT_SETTINGS: dict[str, Setting] = {
         None, "Interpreter of the entries; default: this one.", env=str
     ),
     "CRONTAB_COMMAND_PREFIX": Setting("", "Prepended to each entry's command.", env=str),
-    "SENTRY_DSN": Setting("", "Sentry errors and Crons check-ins; empty: off.", env=str),
+    "SENTRY_DSN": Setting(
+        "", "Sentry errors and Crons check-ins; empty: off.", secret=True, env=str
+    ),
     "SENTRY_ENVIRONMENT": Setting("", "Sentry environment name.", env=str),
     "LOG_LEVEL": Setting("INFO", "Level of the project's loggers.", env=str),
     "LOG_FORMAT": Setting("plain", "plain or json log lines.", env=str),

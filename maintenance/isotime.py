@@ -9,3 +9,8 @@ def iso_utc(moment: datetime | None, timespec: str = "auto") -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def utc_minute(moment: datetime) -> str:
+    """`2026-11-25 18:40 UTC`, how messages for people spell an instant."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"

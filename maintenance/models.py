@@ -1,14 +1,17 @@
-"""The run log (`maintenance_task_runs`) and the task leases behind the single-flight lock
-(`maintenance_task_locks`)."""
+"""The run log (`maintenance_task_runs`): also the one coordination record, since a run
+claims its tick and holds its task through its own row (`maintenance/runs/claims.py`);
+the run tallies and the operators' pauses."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
-from maintenance.isotime import iso_utc
+from maintenance.isotime import utc_minute
+from maintenance.logs.control_chars import escape_controls
 
 
 class Trigger(models.TextChoices):
@@ -27,6 +30,11 @@ class RunStatus(models.TextChoices):
     MISSED = "missed", "Missed"  # a tick no run served, written by the next run that took the task
 
 
+# A run row whose lease ran out, on the database's clock (or that never had one): its
+# runner is gone, and the next claimant of its task closes it.
+LEASE_RAN_OUT = models.Q(lease_expires_at__isnull=True) | models.Q(lease_expires_at__lt=Now())
+
+
 class TaskRunQuerySet(models.QuerySet):
     def for_task(self, task: str) -> TaskRunQuerySet:
         return self.filter(task=task)
@@ -40,9 +48,10 @@ class TaskRunQuerySet(models.QuerySet):
     def last_success(self, task: str) -> TaskRun | None:
         return self.for_task(task).succeeded().order_by("-started_at", "-id").first()
 
-    def succeeded_since(self, task: str, since: datetime) -> bool:
-        """True when any trigger finished this task successfully after `since`."""
-        return self.for_task(task).succeeded().filter(started_at__gte=since).exists()
+    def lapsed(self) -> TaskRunQuerySet:
+        """`running` rows whose lease ran out on the database's clock: runs whose runner
+        died, until the next claimant of their task closes them."""
+        return self.filter(LEASE_RAN_OUT, status=RunStatus.RUNNING)
 
 
 class TaskRun(models.Model):
@@ -62,12 +71,18 @@ class TaskRun(models.Model):
     # Added to `RunTally` (retention folds finished runs before pruning); only counted
     # rows are ever pruned, so `runs_total` never loses a run.
     counted = models.BooleanField(default=False)
+    # While `running`: until when the run holds its task, on the database's clock. Renewed
+    # while the run lives; a row whose lease ran out was left by a runner that is gone.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     objects = TaskRunQuerySet.as_manager()
 
     class Meta:
         db_table = "maintenance_task_runs"
         ordering = ["-started_at", "-id"]
+        # Running a task from the admin (Run now, the changelist actions) is more than
+        # viewing its log: its own permission, granted like any other (a group).
+        permissions = [("run_task", "Can run a maintenance task now from the admin")]
         indexes = [
             models.Index(
                 fields=["task", "status", "-started_at"], name="task_runs_task_status_idx"
@@ -91,6 +106,12 @@ class TaskRun(models.Model):
                 fields=["task", "tick"],
                 condition=models.Q(status__in=["running", "succeeded"], tick__isnull=False),
                 name="task_runs_one_per_tick",
+            ),
+            # Single flight: one run of a task at a time, on one host or many.
+            models.UniqueConstraint(
+                fields=["task"],
+                condition=models.Q(status="running"),
+                name="task_runs_one_running",
             ),
         ]
 
@@ -124,62 +145,16 @@ class RunTally(models.Model):
         return f"{self.task} {self.trigger} {self.status}: {self.count} counted out of the log"
 
 
-class TaskLockQuerySet(models.QuerySet):
-    def take_over_expired(self, task: str, owner: str, until: datetime, **where) -> bool:
-        """Take `task`'s lease if it has lapsed; True when this caller now holds it."""
-        now = timezone.now()
-        updated = self.filter(task=task, expires_at__lt=now).update(
-            owner=owner, acquired_at=now, expires_at=until, **where
-        )
-        return updated == 1
-
-    def take_over(self, task: str, previous: str, owner: str, until: datetime, **where) -> bool:
-        """Take `task`'s lease from `previous` (a holder known dead); True on success."""
-        updated = self.filter(task=task, owner=previous).update(
-            owner=owner, acquired_at=timezone.now(), expires_at=until, **where
-        )
-        return updated == 1
-
-    def renew(self, task: str, owner: str, until: datetime) -> bool:
-        """Extend `owner`'s lease; False when it no longer holds it."""
-        return self.filter(task=task, owner=owner).update(expires_at=until) == 1
-
-    def release(self, task: str, owner: str) -> None:
-        self.filter(task=task, owner=owner).delete()
-
-
-class TaskLock(models.Model):
-    """The lease of a running task: one row while a run holds the task, none otherwise.
-
-    The holder renews `expires_at` while it runs and deletes the row when it ends; a row
-    whose lease has lapsed was left by a runner that died, and the next runner takes it."""
-
-    task = models.CharField(max_length=64, primary_key=True)
-    owner = models.CharField(max_length=128)
-    host = models.CharField(max_length=255, blank=True, default="")
-    pid = models.PositiveIntegerField(null=True, blank=True)
-    acquired_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-
-    objects = TaskLockQuerySet.as_manager()
-
-    class Meta:
-        db_table = "maintenance_task_locks"
-
-    def __str__(self) -> str:
-        return f"{self.task} held by {self.holder}"
-
-    @property
-    def holder(self) -> str:
-        """Who holds the task, for skip messages: `host web-1, pid 42, since <ISO time>`."""
-        since = iso_utc(self.acquired_at, timespec="seconds")
-        return f"host {self.host or '?'}, pid {self.pid or '?'}, since {since}"
+# A pause this old is flagged by status and `check --deploy`: an incident's pause that
+# nobody lifted leaves the task's work piling up unseen.
+LONG_PAUSE = timedelta(days=1)
 
 
 class TaskPauseQuerySet(models.QuerySet):
     def in_force(self, now: datetime | None = None) -> TaskPauseQuerySet:
-        """Pauses that hold now: open-ended, or not yet at their `paused_until`."""
-        now = now or timezone.now()
+        """Pauses that hold now (the database's clock unless `now` is given): open-ended,
+        or not yet at their `paused_until`."""
+        now = now or Now()
         return self.filter(models.Q(paused_until__isnull=True) | models.Q(paused_until__gt=now))
 
 
@@ -204,3 +179,13 @@ class TaskPause(models.Model):
 
     def in_force(self, now: datetime | None = None) -> bool:
         return self.paused_until is None or self.paused_until > (now or timezone.now())
+
+    def is_long(self, now: datetime | None = None) -> bool:
+        """True when the pause has held for more than LONG_PAUSE."""
+        return (now or timezone.now()) - self.paused_at > LONG_PAUSE
+
+    def describe(self) -> str:
+        """`paused by cli:ann since 2026-11-25 18:40 UTC until 2026-11-25 20:40 UTC: ESP outage`."""
+        until = f"until {utc_minute(self.paused_until)}" if self.paused_until else "until resumed"
+        since = utc_minute(self.paused_at)
+        return escape_controls(f"paused by {self.paused_by} since {since} {until}: {self.reason}")

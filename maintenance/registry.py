@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from maintenance.conf import task_setting
+from maintenance.conf import task_seconds, task_setting
 from maintenance.schedules import cron
 
 TaskFunction = Callable[..., Mapping[str, Any]]
@@ -82,8 +82,8 @@ class Task:
     """A named unit of maintenance work, declared once.
 
     `func` does the work and returns JSON-serialisable counts; `message` is formatted with
-    those counts for humans (`dry_run_message` on a dry run). `cron` and `interval` are
-    defaults: `<NAME>_CRON` and `<NAME>_INTERVAL_SECONDS` override them. `gate` returns a
+    those counts for humans (`dry_run_message` on a dry run). `cron` is the default
+    schedule, the only one: `<NAME>_CRON` overrides it. `gate` returns a
     reason when the task must not run in this deployment (emails outside the cloud), or
     None. `backlog` counts the work waiting for the task, keyed by snake_case kind
     (`expired_pkce_states`: the metrics label; status shows it in camelCase). `options`
@@ -97,7 +97,6 @@ class Task:
     description: str
     message: str
     cron: str
-    interval: timedelta
     command: str = ""
     path: str = ""
     order: int = 100
@@ -122,8 +121,8 @@ class Task:
     @property
     def max_runtime_seconds(self) -> float:
         """The deadline in force: `<NAME>_MAX_RUNTIME_SECONDS`, else the declared default."""
-        seconds = task_setting(self.name, "MAX_RUNTIME_SECONDS")
-        return float(seconds) if seconds else self.max_runtime.total_seconds()
+        seconds = task_seconds(self.name, "MAX_RUNTIME_SECONDS")
+        return seconds if seconds is not None else self.max_runtime.total_seconds()
 
     @property
     def every(self) -> timedelta:
@@ -134,8 +133,8 @@ class Task:
     def starting_deadline(self) -> timedelta | None:
         """`<NAME>_STARTING_DEADLINE_SECONDS`: how late after its tick a run may still
         start; None (unset) means until the next tick."""
-        seconds = task_setting(self.name, "STARTING_DEADLINE_SECONDS")
-        return timedelta(seconds=float(seconds)) if seconds else None
+        seconds = task_seconds(self.name, "STARTING_DEADLINE_SECONDS")
+        return timedelta(seconds=seconds) if seconds is not None else None
 
     def option(self, name: str) -> Option | None:
         return next((option for option in self.options if option.name == name), None)

@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from maintenance import registry
-from maintenance.auth import METRICS_SECRETS, Verdict, check_bearer
+from maintenance.auth import METRICS_SECRETS, TASK_SECRETS, Verdict, check_bearer, configured_secret
 from maintenance.models import Trigger
 from maintenance.observe.metrics import exposition
 from maintenance.observe.status import maintenance_status
@@ -22,7 +22,8 @@ from maintenance.registry import BadOption
 from maintenance.runs.runner import run_task
 
 DEBUG_NOTE = (
-    "Ran without a token because DEBUG is true; production callers must send a Bearer token."
+    "Ran without a token because DEBUG is true and CRON_SECRET is not set; "
+    "production callers must send a Bearer token."
 )
 
 
@@ -47,6 +48,13 @@ def bearer_gate(request: HttpRequest) -> JsonResponse | None:
     return None
 
 
+def debug_opens(request: HttpRequest) -> bool:
+    """A tokenless GET runs under DEBUG for manual testing on a machine that has no secret
+    yet; once `CRON_SECRET` is set, DEBUG opens nothing a secret closes."""
+    tokenless = "HTTP_AUTHORIZATION" not in request.META
+    return settings.DEBUG and tokenless and configured_secret(TASK_SECRETS) is None
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class TaskView(View):
     """POST runs the task; so does GET with a valid token (Vercel Cron sends GET).
@@ -63,7 +71,7 @@ class TaskView(View):
         return bearer_gate(request) or self.run(request)
 
     def get(self, request: HttpRequest) -> JsonResponse:
-        if settings.DEBUG and "HTTP_AUTHORIZATION" not in request.META:
+        if debug_opens(request):
             return self.run(request, note=DEBUG_NOTE)
         return bearer_gate(request) or self.run(request)
 

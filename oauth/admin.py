@@ -1,7 +1,7 @@
 from django.contrib import admin
-from django.utils import timezone
 
 from maintenance.admin.actions import run_task_action
+from maintenance.admin.permissions import ActionPermissionsAdmin
 from oauth.models import ExpiringModel, OAuthSession, PKCEState
 from oauth.tasks import OAUTH_SESSION_CLEANUP, PKCE_CLEANUP
 
@@ -15,9 +15,9 @@ class ExpiryFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "expired":
-            return queryset.expired(timezone.now())
+            return queryset.expired()
         if self.value() == "active":
-            return queryset.active(timezone.now())
+            return queryset.active()
         return queryset
 
 
@@ -28,7 +28,7 @@ def mask(secret: str, shown: int = 4) -> str:
     return f"{secret[:shown]}…({len(secret)} chars)"
 
 
-class ExpiringAdmin(admin.ModelAdmin):
+class ExpiringAdmin(ActionPermissionsAdmin):
     """Read-only inspection of short-lived OAuth rows keyed by a `state`."""
 
     list_filter = [ExpiryFilter, "created_at"]

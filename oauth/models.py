@@ -1,5 +1,9 @@
 """OAuth state kept only for minutes: PKCE states (`oauth_pkce_states`) and mcp-remote
-OAuth sessions (`mcp_oauth_sessions`)."""
+OAuth sessions (`mcp_oauth_sessions`).
+
+Expiry is the database's clock, never a host's: `expires_at` of a new row is the
+database's now plus the lifetime, and every comparison that decides (cleanup, consumption,
+backlog) is made by the database, so a host whose clock runs ahead deletes nothing live."""
 
 from __future__ import annotations
 
@@ -7,21 +11,32 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import models
+from django.db.models import BooleanField, ExpressionWrapper, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
+from maintenance.runs.clock import database_now
 from maintenance.tables.purge import purge_expired
 
 
 class ExpiringQuerySet(models.QuerySet):
     def expired(self, now: datetime | None = None) -> ExpiringQuerySet:
-        return self.filter(expires_at__lt=now or timezone.now())
+        """Rows expired at `now`, by default the database's now (compared in SQL)."""
+        return self.filter(expires_at__lt=now or Now())
 
     def active(self, now: datetime | None = None) -> ExpiringQuerySet:
-        return self.filter(expires_at__gte=now or timezone.now())
+        return self.filter(expires_at__gte=now or Now())
+
+    def with_expiry(self) -> ExpiringQuerySet:
+        """Each row with `expired_now`: whether it has expired, on the database's clock."""
+        expired = ExpressionWrapper(Q(expires_at__lt=Now()), output_field=BooleanField())
+        return self.annotate(expired_now=expired)
 
     def delete_expired(self, now: datetime | None = None, *, dry_run: bool = False) -> int:
-        """Delete (or with `dry_run` count) rows expired at `now`, in short batches."""
-        return purge_expired(self.model, now or timezone.now(), dry_run=dry_run, using=self.db)
+        """Delete (or with `dry_run` count) rows expired at `now`, in short batches; by
+        default one cutoff for every batch: the database's now when the cleanup starts."""
+        cutoff = now or database_now(self.db)
+        return purge_expired(self.model, cutoff, dry_run=dry_run, using=self.db)
 
 
 class ExpiringModel(models.Model):
@@ -37,6 +52,8 @@ class ExpiringModel(models.Model):
 
     @property
     def is_expired(self) -> bool:
+        """On this host's clock: for display only; what decides asks the database
+        (`ExpiringQuerySet.with_expiry`)."""
         return self.expires_at < timezone.now()
 
 

@@ -15,9 +15,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from maintenance.runs.clock import database_now
 from oauth.conf import oauth_settings
 from oauth.models import PKCEState
 
@@ -74,8 +74,9 @@ def _instant(moment: datetime) -> str:
 def create_state(
     server_uuid: uuid.UUID | str, redirect_uri: str, user=None, *, ttl: timedelta | None = None
 ) -> NewState:
-    """Store a new state with a fresh verifier; the caller sends the state and challenge."""
-    now = timezone.now()
+    """Store a new state with a fresh verifier; the caller sends the state and challenge.
+    Its `expires_at` is on the database's clock (read first: the HMAC covers it)."""
+    now = database_now()
     ttl = ttl if ttl is not None else timedelta(seconds=oauth_settings.PKCE_STATE_TTL_SECONDS)
     pkce = PKCEState(
         state=secrets.token_urlsafe(32),  # 43 URL-safe characters
@@ -95,14 +96,14 @@ def consume_state(state: str, user=None) -> Consumption:
     """Take a state exactly once. Of two concurrent consumers only the one whose DELETE
     removes the row wins; the other sees NOT_FOUND. A state presented by the wrong user is
     left in place for its owner; expired and tampered states are deleted."""
-    pkce = PKCEState.objects.filter(pk=state).first()
+    pkce = PKCEState.objects.with_expiry().filter(pk=state).first()
     if pkce is None:
         return Consumption(Consumed.NOT_FOUND)
     if not hmac.compare_digest(pkce.integrity_hash, integrity_hash(pkce)):
         return _discard(pkce, Consumed.INTEGRITY_FAILURE)
     if pkce.user_id is not None and (user is None or user.pk != pkce.user_id):
         return Consumption(Consumed.USER_MISMATCH)
-    if pkce.is_expired:
+    if pkce.expired_now:  # on the database's clock
         return _discard(pkce, Consumed.EXPIRED)
     return _discard(pkce, Consumed.OK)
 

@@ -6,8 +6,7 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from django.utils import timezone
-
+from maintenance.runs.clock import database_now
 from oauth.conf import oauth_settings
 from oauth.models import OAuthSession
 
@@ -20,8 +19,9 @@ def create_session(
     *,
     ttl: timedelta | None = None,
 ) -> OAuthSession:
-    """Open a session that lives OAUTH_SESSION_TTL_SECONDS unless `ttl` says otherwise."""
-    now = timezone.now()
+    """Open a session that lives OAUTH_SESSION_TTL_SECONDS unless `ttl` says otherwise,
+    on the database's clock."""
+    now = database_now()
     ttl = ttl if ttl is not None else timedelta(seconds=oauth_settings.OAUTH_SESSION_TTL_SECONDS)
     return OAuthSession.objects.create(
         state=secrets.token_urlsafe(32),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.db import models
 
 from maintenance.outcome import TaskFailed
@@ -44,7 +42,6 @@ PKCE_CLEANUP = register(
         message="Deleted {deletedCount} expired PKCE states",
         dry_run_message="Dry run: {expiredCount} expired PKCE states would be deleted",
         cron="*/10 * * * *",
-        interval=timedelta(minutes=10),
         command="cleanup_pkce",
         path="/api/oauth/cleanup-pkce",
         order=10,
@@ -62,7 +59,6 @@ OAUTH_SESSION_CLEANUP = register(
         message="Deleted {deletedCount} expired OAuth sessions",
         dry_run_message="Dry run: {expiredCount} expired OAuth sessions would be deleted",
         cron="0 * * * *",
-        interval=timedelta(hours=1),
         command="cleanup_oauth_sessions",
         path="/api/oauth/cleanup-sessions",
         order=30,

@@ -22,6 +22,7 @@ import emails.conf  # noqa: F401 - declares its settings table, read below
 import oauth.conf  # noqa: F401 - declares its settings table, read below
 from maintenance.conf import PROJECT_SETTINGS, TASK_SETTING_NAME, Setting, app_settings
 from maintenance.envfile import without_inline_comments
+from maintenance.schedules.cron import cron_escaped
 from maintenance.triggers.cronjobs import DeclaredCronJobs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -76,6 +77,42 @@ if not SECRET_KEY:
     SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"  # noqa: S105
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+
+# --- TLS and a proxy in front (Django's own settings, Django's defaults when unset) ---
+# Behind a TLS-terminating proxy: SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https and
+# CSRF_TRUSTED_ORIGINS=https://host (admin POSTs), the secure flags and HSTS to clear
+# `check --deploy`. SECRET_KEY_FALLBACKS keeps links signed with a rotated-out key working.
+_PROXY_SSL_HEADER = re.compile(r"(HTTP_[A-Z0-9_]+),([^\s,]+)")
+
+
+def _proxy_ssl_header() -> tuple[str, str] | None:
+    raw = env.ENVIRON.get("SECURE_PROXY_SSL_HEADER", "").strip()
+    if not raw:
+        return None
+    match = _PROXY_SSL_HEADER.fullmatch(raw.replace(" ", ""))
+    if not match:
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER is {raw!r}: set it to the request header and the value "
+            "that mean https, comma-separated, e.g. HTTP_X_FORWARDED_PROTO,https."
+        )
+    return match[1], match[2]
+
+
+def _declared(name: str):
+    """A setting of PROJECT_SETTINGS parsed as the type of its declared default."""
+    default = PROJECT_SETTINGS[name].default
+    return _env_value(name, type(default), default=default)
+
+
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
+SECURE_SSL_REDIRECT = _declared("SECURE_SSL_REDIRECT")
+SESSION_COOKIE_SECURE = _declared("SESSION_COOKIE_SECURE")
+CSRF_COOKIE_SECURE = _declared("CSRF_COOKIE_SECURE")
+SECURE_HSTS_SECONDS = _declared("SECURE_HSTS_SECONDS")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _declared("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = _declared("SECURE_HSTS_PRELOAD")
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -228,14 +265,14 @@ CRONJOBS = DeclaredCronJobs()
 CRONTAB_PYTHON_EXECUTABLE = env.str("CRONTAB_PYTHON_EXECUTABLE", default=sys.executable)
 CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
 CRONTAB_COMMENT = _plumbing("CRONTAB_COMMENT")
-CRONTAB_COMMAND_PREFIX = _plumbing("CRONTAB_COMMAND_PREFIX")
+CRONTAB_COMMAND_PREFIX = cron_escaped(_plumbing("CRONTAB_COMMAND_PREFIX"))
 # The crontab command django-crontab reads and writes, e.g. `crontab -u app` (run as root)
 # to install the entries in the crontab of the user who should run them.
 CRONTAB_EXECUTABLE = _plumbing("CRONTAB_EXECUTABLE")
 # A relative CRON_LOG_FILE is under BASE_DIR (cron's working directory is $HOME); its
 # folder is created by `manage.py crontab add`.
 CRON_LOG_FILE = str(BASE_DIR / _plumbing("CRON_LOG_FILE"))
-CRONTAB_COMMAND_SUFFIX = f">> {shlex.quote(CRON_LOG_FILE)} 2>&1"
+CRONTAB_COMMAND_SUFFIX = f">> {cron_escaped(shlex.quote(CRON_LOG_FILE))} 2>&1"
 ENV_FILE = _ENV_FILE
 
 # --- Email ---
@@ -341,10 +378,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "maintenance.observe.log_format.JsonFormatter"},
+        "json": {"()": "maintenance.logs.log_format.JsonFormatter"},
     },
     "filters": {
-        "redact_secrets": {"()": "maintenance.observe.redaction.RedactSecretsFilter"},
+        "redact_secrets": {"()": "maintenance.logs.redaction.RedactSecretsFilter"},
     },
     "handlers": {
         "console": {

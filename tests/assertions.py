@@ -3,6 +3,7 @@ skipped run look like to the caller."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -51,3 +52,16 @@ def assert_skipped_body(body: dict[str, Any], run: TaskRun, *, success: bool, sa
     assert (body["success"], body["skipped"]) == (success, True)
     assert (body["runId"], body["task"]) == (run.pk, run.task)
     assert says in body["message"], body["message"]
+
+
+def stopped_at_the_budget(client, url: str, headers: dict[str, str]) -> tuple[dict, float]:
+    """POST `url` and check the answer of a run its HTTP budget stopped: a 200 success
+    marked `budgetExhausted`, its run `succeeded`; the body and the seconds it took."""
+    began = time.monotonic()
+    response = client.post(url, **headers)
+    took = time.monotonic() - began
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["success"] is True and body["budgetExhausted"] is True
+    assert TaskRun.objects.get(pk=body["runId"]).status == RunStatus.SUCCEEDED
+    return body, took

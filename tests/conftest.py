@@ -39,12 +39,14 @@ def isolated_registry():
 
 @pytest.fixture
 def at(monkeypatch, request):
-    """Set the clock the runner and the scheduler read: `at(datetime)`. It starts 3 s after
-    the test module's `TICK`, so each module's tests begin on a tick of its own schedule
-    and no test waits for a real one."""
+    """Set the clocks the runner and the scheduler read (the database's reading a trigger
+    goes by, and this host's): `at(datetime)`. It starts 3 s after the test module's
+    `TICK`, so each module's tests begin on a tick of its own schedule and no test waits
+    for a real one. Leases and expiries stay on the database's real clock."""
 
     def move(moment: datetime) -> None:
         monkeypatch.setattr(clock, "now", lambda: moment)
+        monkeypatch.setattr(clock, "database", lambda reading: moment)
 
     move(request.module.TICK + timedelta(seconds=3))
     return move

@@ -8,10 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from emails.models import EmailType, ScheduledEmail
 from maintenance.management.base import TaskCommand
+from maintenance.models import RunStatus, TaskRun
 from maintenance.registry import Task
 from oauth.models import PKCEState
 
@@ -21,18 +23,15 @@ SERVER = uuid.UUID(int=7)
 def fake_task(
     name: str = "demo",
     func: Callable[..., Any] | None = None,
-    *,
-    seconds: float = 300,
     **overrides: Any,
 ) -> Task:
-    """A task for tests: `func` (default: one counted thing) every `seconds`."""
+    """A task for tests: `func` (default: one counted thing) every five minutes."""
     fields = {
         "name": name,
         "func": func if func is not None else (lambda **options: {"count": 1}),
         "description": f"Fake task {name}.",
         "message": "Did {count} things",
         "cron": "*/5 * * * *",
-        "interval": timedelta(seconds=seconds),
     }
     return Task(**{**fields, **overrides})
 
@@ -43,6 +42,21 @@ class Calls(list):
     def __call__(self, **options: Any) -> dict[str, int]:
         self.append(options)
         return {"count": len(self)}
+
+
+def held_by(
+    task: str, host: str, pid: int | None, lease: timedelta | None, **fields: Any
+) -> TaskRun:
+    """A `running` run holding `task` for another runner (`host`, `pid`), its lease ending
+    `lease` from now on the database's clock (None: no lease at all)."""
+    run = TaskRun.objects.create(
+        task=task, trigger=fields.pop("trigger", "cron"), status=RunStatus.RUNNING, host=host,
+        pid=pid, **fields,
+    )  # fmt: skip
+    if lease is not None:
+        TaskRun.objects.filter(pk=run.pk).update(lease_expires_at=Now() + lease)
+    run.refresh_from_db()
+    return run
 
 
 def counting_task(name: str = "demo", **overrides: Any) -> tuple[Task, Calls]:

@@ -3,10 +3,13 @@ jobs) against the test database."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import runpy
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,6 +64,19 @@ def project_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def run_bare_manage(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+    """`manage.py args` in a bare environment (no `.env`), as cron or a service manager
+    runs it: `project_env(**env)`."""
+    return subprocess.run(
+        [PYTHON, MANAGE, *args],
+        cwd=ROOT,
+        env=project_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def manage(*args: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), *args],
@@ -93,3 +109,96 @@ def wait_for(condition: Callable[[], T], timeout: float, interval: float = 0.25)
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+# --- Races: every party ready, then one release instant ---------------------------------
+
+
+class StartLine:
+    """Parties that get ready (Django set up, connected, one query done) and then wait for
+    one release, so their contended step really races.
+
+    The release is a file lock: the test holds it exclusively while the parties queue for
+    it shared, and letting it go wakes them all at once. A party is a `manage.py` command
+    in its own process (`manage`) or a thread of the test's process (`wait`, after its
+    first query)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.gate = folder / "start"
+        self.ready = folder / "ready"
+        self.ready.mkdir()
+        self._held = self.gate.open("w")
+        fcntl.flock(self._held, fcntl.LOCK_EX)
+        self.parties = 0
+        self.processes: list[subprocess.Popen] = []
+
+    def manage(self, *args: str, **env: str) -> subprocess.Popen:
+        """`manage.py ARGS` that starts, connects, then runs when released."""
+        self.parties += 1
+        process = subprocess.Popen(
+            [PYTHON, "-m", "tests.processes", str(self.gate), str(self.ready), *args],
+            cwd=ROOT,
+            env=subprocess_env(**env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def thread_party(self) -> None:
+        """Count one more party: a thread of this process that will call `wait`."""
+        self.parties += 1
+
+    def wait(self) -> None:
+        """In a party thread, after its first query: say ready, return when released."""
+        wait_at_gate(self.gate, self.ready)
+
+    def release(self, timeout: float = 120) -> None:
+        """Let every party go at once, when all are ready. A party process that ended
+        before, or parties not ready in time, fail the test; the processes are then
+        killed, so none runs late."""
+        deadline = time.monotonic() + timeout
+        while len(list(self.ready.iterdir())) < self.parties:
+            exited = [p for p in self.processes if p.poll() is not None]
+            problem = ""
+            if exited:
+                problem = f"a party ended before the release: {exited[0].stderr.read()}"
+            elif time.monotonic() > deadline:
+                problem = f"parties not ready within {timeout} s"
+            if problem:
+                for process in self.processes:
+                    process.kill()
+                    process.wait()
+                raise AssertionError(problem)
+            time.sleep(0.05)
+        fcntl.flock(self._held, fcntl.LOCK_UN)
+        self._held.close()
+
+
+def first_query() -> None:
+    """Connect this thread and run one query, so a racer's first contended statement does
+    not also pay for the connection (through a pooler, for its server connection)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def wait_at_gate(gate: Path, ready: Path) -> None:
+    with gate.open() as shared:
+        (ready / f"{os.getpid()}-{threading.get_ident()}").touch()
+        fcntl.flock(shared, fcntl.LOCK_SH)
+
+
+def _released_command(gate: str, ready: str, *args: str) -> None:
+    """A party process: set up Django, connect, wait for the release, run `manage.py`."""
+    import django
+
+    django.setup()
+    first_query()
+    wait_at_gate(Path(gate), Path(ready))
+    sys.argv = [MANAGE, *args]
+    runpy.run_path(MANAGE, run_name="__main__")
+
+
+if __name__ == "__main__":
+    _released_command(*sys.argv[1:])

@@ -6,6 +6,8 @@ paste it) in a shell from the project root, against a live test server (`APP_URL
 binary aimed at a throwaway user. Blocks right after an `<!-- illustrative ... -->` comment
 are for other platforms or need a running cron daemon, and are not run. A block that calls
 a Debian tool (`promtool`, `crontab`, ...) needs it: skipped without it, failed in CI.
+A line whose `manage.py` command or `$APP_URL` path this checkout lacks is skipped, and
+failed in CI too.
 
 A ```sh block that is one `manage.py maintenance_schedule` line is followed by what it
 prints (all of it, or a run of whole lines), so the Kubernetes, systemd, GitHub
@@ -87,6 +89,14 @@ def missing_here(line: str) -> str | None:
     return None
 
 
+def skip_unless_in_ci(reason: str) -> None:
+    """Skip a line this checkout cannot run yet; in CI (`CI=true`) fail instead, so a
+    misspelt command or endpoint cannot pass there as skipped."""
+    if tools.in_ci():
+        pytest.fail(f"{reason}: every documented line must run in CI")
+    pytest.skip(reason)
+
+
 def test_the_readme_has_runnable_lines_and_marks_the_rest():
     assert any("maintenance_status" in line for line in LINES)
     assert any(line.startswith("curl ") for line in LINES)
@@ -104,7 +114,7 @@ def test_every_variable_in_env_example_is_in_the_readme_table():
 def test_readme_block_works_as_written(block, request, live_server, cron_secret, tmp_path):
     reasons = [reason for reason in map(missing_here, block) if reason]
     if reasons:
-        pytest.skip(reasons[0])
+        skip_unless_in_ci(reasons[0])
     if tools_used(block):
         tools.requires_tool(*tools_used(block))
     env = {"APP_URL": live_server.url, "CRON_SECRET": cron_secret}
@@ -182,7 +192,7 @@ def test_the_docs_show_every_schedule_format():
 @pytest.mark.parametrize(("line", "shown"), EXAMPLES, ids=[line for line, _ in EXAMPLES])
 def test_readme_schedule_example_is_the_commands_output(line, shown, settings):
     if missing_here(line):
-        pytest.skip(missing_here(line))
+        skip_unless_in_ci(missing_here(line))
     for task in registry.all_tasks():  # the default schedules, whatever this shell exports
         if hasattr(settings, f"{task.name.upper()}_CRON"):
             delattr(settings, f"{task.name.upper()}_CRON")

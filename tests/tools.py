@@ -1,5 +1,5 @@
 """The Debian tools some tests drive (promtool, chromium, pgbouncer, crontab, cron,
-systemd-analyze): found on PATH or in the sbin folders, else the test is skipped with the
+systemd-analyze, faketime): found on PATH or in the sbin folders, else the test is skipped with the
 package to install, except in CI (`CI=true`), where a missing tool fails the test so a
 green CI run has exercised every one of them. `.ci/run` installs them all."""
 
@@ -20,6 +20,7 @@ PACKAGES = {
     "systemd-analyze": "systemd",
     "useradd": "passwd",
     "unshare": "util-linux",
+    "faketime": "faketime",
 }
 SBIN = "/usr/sbin:/sbin"
 

@@ -40,7 +40,7 @@ from emails.outbox.reachability import Unreachable, undeliverable_reason
 from emails.outbox.sent_status_writer import SentStatusWriter
 from emails.outbox.smtp_pipeline import MessageRefused, SmtpPipeline
 from emails.outbox.suppression import suppress
-from maintenance.observe.log_events import EMAIL_SEND_FAILED, SMTP_CLOSE_FAILED, log_event
+from maintenance.logs.log_events import EMAIL_SEND_FAILED, SMTP_CLOSE_FAILED, log_event
 
 logger = logging.getLogger("emails.sending")
 

@@ -1,33 +1,40 @@
 """Claiming due rows and recording what became of them.
 
-A claim flips rows to `sending` with a lease (`claimed_until`) and counts the attempt, in
+A claim flips rows to `sending` with a lease (`claimed_until`, the database's now plus
+SCHEDULED_EMAILS_LEASE_SECONDS, compared by the database too) and counts the attempt, in
 one short transaction, so two runners never hold the same row and a runner killed
-mid-batch leaves rows that become claimable again when the lease lapses. On PostgreSQL
+mid-batch leaves rows that become claimable again when the lease lapses, whatever the
+clocks of the hosts say. On PostgreSQL
 the rows are picked with `SELECT ... FOR UPDATE SKIP LOCKED`: concurrent claimers take
 disjoint batches without waiting on each other. Databases without SKIP LOCKED (SQLite)
 use a conditional `UPDATE` per row that only succeeds if the row is still as it was read.
 
 Every transition after the claim is one `UPDATE` filtered on `status='sending'`, written
 the moment the outcome is known, so a crash loses at most the in-flight message's record.
+A run ended by its process (gunicorn's worker timeout, SIGTERM, Ctrl-C) hands its batch
+back at once rather than holding it for the lease (`hand_back`).
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Expression, F
+from django.db.models.functions import Now
 
 from emails.conf import email_settings
 from emails.models import EmailStatus, ScheduledEmail
+from maintenance.runs.reconnect import on_a_working_connection
 
 MAX_ERROR_CHARS = 2000
 MAX_BACKOFF = timedelta(days=1)
 
 
 def claim(size: int, now: datetime) -> list[ScheduledEmail]:
-    """Take up to `size` claimable rows for this runner, oldest first."""
-    until = now + timedelta(seconds=email_settings.SCHEDULED_EMAILS_LEASE_SECONDS)
+    """Take up to `size` claimable rows for this runner, oldest first (due at `now`)."""
+    until = Now() + timedelta(seconds=email_settings.SCHEDULED_EMAILS_LEASE_SECONDS)
     if connection.features.has_select_for_update_skip_locked:
         ids = _claim_skip_locked(size, now, until)
     else:
@@ -38,7 +45,7 @@ def claim(size: int, now: datetime) -> list[ScheduledEmail]:
     return list(rows.select_related("user", "user__email_preference").order_by("scheduled_for"))
 
 
-def _claim_skip_locked(size: int, now: datetime, until: datetime) -> list:
+def _claim_skip_locked(size: int, now: datetime, until: Expression) -> list:
     with transaction.atomic():
         candidates = (
             ScheduledEmail.objects.claimable(now)
@@ -54,7 +61,7 @@ def _claim_skip_locked(size: int, now: datetime, until: datetime) -> list:
     return ids
 
 
-def _claim_conditionally(size: int, now: datetime, until: datetime) -> list:
+def _claim_conditionally(size: int, now: datetime, until: Expression) -> list:
     seen = ScheduledEmail.objects.claimable(now).order_by("scheduled_for")
     seen = seen.values_list("id", "status", "claimed_until")[:size]
     taken = []
@@ -108,3 +115,12 @@ def release(emails: list[ScheduledEmail]) -> None:
     ScheduledEmail.objects.filter(
         id__in=[email.pk for email in emails], status=EmailStatus.SENDING
     ).update(status=EmailStatus.PENDING, claimed_until=None, attempts=F("attempts") - 1)
+
+
+def hand_back(emails: list[ScheduledEmail]) -> None:
+    """When the process ends the run (SystemExit, KeyboardInterrupt, SIGTERM), release
+    the rows of `emails` still `sending` at once, no attempt counted, on a new connection
+    if the interrupted one is mid-query. A message in flight may then go out again: the
+    one repeat a crash allows. Should even that fail, the lease frees them."""
+    with suppress(DatabaseError):
+        on_a_working_connection(lambda: release(emails))

@@ -23,16 +23,15 @@ import contextvars
 import math
 import threading
 import time
-from contextlib import suppress
 from datetime import datetime
 
-from django.db import DatabaseError, connection, connections
-from django.utils import timezone
+from django.db import connection, connections
 
 from emails.conf import email_settings
 from emails.models import ScheduledEmail
 from emails.outbox import claims
 from emails.outbox.batch import BatchSender, SendCounts
+from maintenance.runs.clock import database_now
 
 LANE_MINIMUM = 10  # emails a lane is opened for, at least
 INTERRUPTION_GRACE = 0.2  # seconds the other lanes get to settle when the process stops
@@ -61,7 +60,7 @@ class Lanes:
     `failures` holds what stopped any lane (lane 0's first)."""
 
     def __init__(self, *, limit: int, deadline: float, now: datetime | None) -> None:
-        backlog = ScheduledEmail.objects.claimable(now or timezone.now())[:limit].count()
+        backlog = ScheduledEmail.objects.claimable(now or database_now())[:limit].count()
         self.count = lane_count(backlog)
         self.share = max(1, math.ceil(backlog / self.count))  # the first batches spread evenly
         self.quota = Quota(limit)
@@ -110,8 +109,7 @@ class Lanes:
             thread.join(max(0.0, until - time.monotonic()))
         held = [email for sender in self.senders for email in sender.holding]
         if held:
-            with suppress(DatabaseError):  # the interruption goes on; the lease frees them
-                claims.release(held)
+            claims.hand_back(held)
 
     def _interrupted(self) -> bool:
         return any(not isinstance(failure, Exception) for failure in self.failures)

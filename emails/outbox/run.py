@@ -9,7 +9,9 @@ run stops instead of hammering a server that is down; nothing is marked sent, an
 fails (`TaskFailed`) with the counts of what did go out. A reply refusing one message is
 that message's failure, never the run's. A run that reaches its deadline
 (`<TASK>_MAX_RUNTIME_SECONDS`) hands the unsent rest of its batch back, as at the end of
-its time budget, and fails as timed out with the same counts.
+its time budget, and fails as timed out with the same counts (at an HTTP run's budget,
+`MAINTENANCE_HTTP_BUDGET_SECONDS`, the runner counts that stop a success). A run its
+process ends mid-run hands every lane's batch back at once (`lanes.py`).
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from django.utils import timezone
-
 from emails.conf import email_settings
 from emails.models import ScheduledEmail
 from emails.outbox.batch import SmtpUnavailable
 from emails.outbox.lanes import Lanes
 from maintenance.outcome import TaskFailed
+from maintenance.runs.clock import database_now
 from maintenance.runs.deadlines import current
 
 
@@ -44,7 +45,7 @@ def process_scheduled_emails(
     if run_deadline is not None:  # the run's deadline, when sooner than the time budget
         budget = min(budget, run_deadline.remaining())
     deadline = time.monotonic() + budget
-    cancelled = cancel_unsendable(now or timezone.now())
+    cancelled = cancel_unsendable(now or database_now())
     lanes = Lanes(limit=limit, deadline=deadline, now=now)
     counts = lanes.send()
     for failure in lanes.failures:  # a database outage, a signal: no counts to report

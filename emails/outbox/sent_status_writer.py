@@ -30,7 +30,7 @@ import select
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from functools import cache
 
@@ -125,9 +125,18 @@ class SentStatusWriter:
     @contextmanager
     def confirming_queries(self) -> Iterator[SentStatusWriter]:
         """Within: every query on the connection waits for the last write's answer first.
-        On leaving normally the last write is confirmed too."""
+        On leaving normally the last write is confirmed too, and so it is when the process
+        ends the run (SystemExit, KeyboardInterrupt): the batch is then handed back, and a
+        message already out must stay recorded `sent`, not go back to `pending`."""
         with connection.execute_wrapper(self._confirm_first):
-            yield self
+            try:
+                yield self
+            except Exception:
+                raise
+            except BaseException:
+                with suppress(DatabaseError):  # the interruption must go on regardless
+                    self.confirm()
+                raise
         self.confirm()
 
     def _confirm_first(self, execute, sql, params, many, context):

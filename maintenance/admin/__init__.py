@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -16,8 +15,10 @@ from django.views.decorators.http import require_POST
 
 from maintenance import registry
 from maintenance.admin.actions import report_outcome
+from maintenance.admin.permissions import PAUSE_TASK, RUN_TASK, require
 from maintenance.admin.readonly import ReadOnlyAdmin
-from maintenance.models import TaskLock, TaskPause, TaskRun, Trigger
+from maintenance.logs.control_chars import escape_controls
+from maintenance.models import TaskPause, TaskRun, Trigger
 from maintenance.runs import pauses
 from maintenance.runs.runner import run_task
 
@@ -47,7 +48,7 @@ class TaskRunAdmin(ReadOnlyAdmin):
         "finished_at",
         "duration",
         "pretty_result",
-        "error",
+        "visible_error",
         "host",
         "pid",
     ]
@@ -64,8 +65,14 @@ class TaskRunAdmin(ReadOnlyAdmin):
     @admin.display(description="result / error")
     def summary(self, obj: TaskRun) -> str:
         if obj.error:
-            return obj.error[:120]
-        return ", ".join(f"{key}={value}" for key, value in (obj.result or {}).items())
+            return escape_controls(obj.error[:120])
+        items = (obj.result or {}).items()
+        return escape_controls(", ".join(f"{key}={value}" for key, value in items))
+
+    @admin.display(description="error")
+    def visible_error(self, obj: TaskRun) -> str:
+        # Skip reasons recorded by older versions may hold a pause reason's control chars.
+        return escape_controls(obj.error)
 
     @admin.display(description="result")
     def pretty_result(self, obj: TaskRun) -> str:
@@ -83,9 +90,9 @@ class TaskRunAdmin(ReadOnlyAdmin):
         ]
 
     def run_now_view(self, request: HttpRequest, task: str) -> HttpResponseRedirect:
-        """POST only, staff only (admin_view), CSRF-checked; recorded with trigger `admin`."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
+        """POST only, staff only (admin_view), CSRF-checked, `maintenance.run_task`;
+        recorded with trigger `admin`."""
+        require(request, RUN_TASK)
         known_task(task)
         report_outcome(self, request, run_task(task, Trigger.ADMIN))
         return back(request)
@@ -93,7 +100,7 @@ class TaskRunAdmin(ReadOnlyAdmin):
     def pause_view(self, request: HttpRequest, task: str) -> HttpResponseRedirect:
         """Pause `task` on every host, recorded with this admin user; POST `reason` (required)
         and `for` (`30m`, `2h`, `1d`; empty: until resumed). A bad value changes nothing."""
-        may_pause(request)
+        require(request, PAUSE_TASK)
         known_task(task)
         duration = request.POST.get("for", "")
         try:
@@ -108,13 +115,15 @@ class TaskRunAdmin(ReadOnlyAdmin):
         return back(request)
 
     def resume_view(self, request: HttpRequest, task: str) -> HttpResponseRedirect:
-        may_pause(request)
+        """Pausing and resuming change what every host does: `change_taskpause`, not just
+        a staff login."""
+        require(request, PAUSE_TASK)
         known_task(task)
         lifted = pauses.resume(task, by(request))
         if lifted is None:
             self.message_user(request, f"{task} was not paused; nothing changed.", messages.INFO)
         else:
-            text = f"Resumed {task} (it was {pauses.describe(lifted)}); its next trigger runs it."
+            text = f"Resumed {task} (it was {lifted.describe()}); its next trigger runs it."
             self.message_user(request, text, messages.SUCCESS)
         return back(request)
 
@@ -122,13 +131,6 @@ class TaskRunAdmin(ReadOnlyAdmin):
 def known_task(task: str) -> None:
     if task not in registry.names():
         raise Http404(f"No task {task!r}")
-
-
-def may_pause(request: HttpRequest) -> None:
-    """Pausing and resuming change what every host does: the `change_taskpause` permission
-    (superusers have it), not just a staff login."""
-    if not request.user.has_perm("maintenance.change_taskpause"):
-        raise PermissionDenied
 
 
 def by(request: HttpRequest) -> str:
@@ -145,22 +147,21 @@ def back(request: HttpRequest) -> HttpResponseRedirect:
     return HttpResponseRedirect(target)
 
 
-@admin.register(TaskLock)
-class TaskLockAdmin(admin.ModelAdmin):
-    list_display = ["task", "host", "pid", "acquired_at", "expires_at"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-
 @admin.register(TaskPause)
 class TaskPauseAdmin(ReadOnlyAdmin):
     """The pauses, for inspection; pausing and resuming are the buttons on the app index,
     which log who did it."""
 
-    list_display = ["task", "in_force", "paused_by", "paused_at", "paused_until", "reason"]
+    list_display = ["task", "in_force", "paused_by", "paused_at", "paused_until", "visible_reason"]
     search_fields = ["task", "reason", "paused_by"]
+    fields = ["task", "visible_reason", "paused_by", "paused_at", "paused_until"]
+    readonly_fields = fields
 
     @admin.display(boolean=True, description="in force")
     def in_force(self, obj: TaskPause) -> bool:
         return obj.in_force()
+
+    @admin.display(description="reason", ordering="reason")
+    def visible_reason(self, obj: TaskPause) -> str:
+        """Reasons stored by older versions may hold control characters: shown escaped."""
+        return escape_controls(obj.reason)

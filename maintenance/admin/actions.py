@@ -13,14 +13,14 @@ from maintenance.runs.runner import run_task
 
 
 def run_task_action(task: Task, label: str):
-    """An admin action that runs `task` now, recorded with trigger `admin`."""
+    """An admin action that runs `task` now, recorded with trigger `admin`; offered only
+    to users with `maintenance.run_task` (the admin must be an `ActionPermissionsAdmin`)."""
 
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
         report_outcome(modeladmin, request, run_task(task.name, Trigger.ADMIN))
 
     action.__name__ = f"run_{task.name}"
-    action.short_description = label
-    return action
+    return admin.action(description=label, permissions=["run_task"])(action)
 
 
 def report_outcome(modeladmin: admin.ModelAdmin, request: HttpRequest, outcome: RunOutcome) -> None:

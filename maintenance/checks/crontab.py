@@ -1,6 +1,7 @@
 """The system crontab: entries in step with the declarations, and what cron jobs will see.
 
 W201 and W202 speak only under `manage.py crontab ...`: other commands install nothing.
+E201 speaks with every check, so `crontab add` refuses before it writes anything.
 W203 (`check --deploy`) speaks when this host's local time zone would make cron fire a
 task at other instants than its UTC ticks: cron reads the same five fields as local
 wall-clock times, while every tick, status and metric here is in UTC.
@@ -18,12 +19,13 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
 
 from maintenance import registry
 from maintenance.conf import maintenance_settings
 from maintenance.envfile import shell_only_variables
-from maintenance.schedules.cron import CronError, CronSchedule
+from maintenance.logs.known_secrets import named_secrets
+from maintenance.schedules.cron import CronError, CronSchedule, cron_escaped
 
 W005 = Warning(
     "The installed crontab entries for this project are out of date with CRONJOBS, so "
@@ -33,6 +35,7 @@ W005 = Warning(
     "stops with 'No job with hash' while listing the stale ones).",
     id="maintenance.W005",
 )
+E201 = "maintenance.E201"
 W201 = "maintenance.W201"
 W202 = "maintenance.W202"
 W203 = "maintenance.W203"
@@ -51,10 +54,37 @@ def check_crontab_in_sync(app_configs: Any = None, **kwargs: Any) -> list[Warnin
     installation that triggers tasks by other means has nothing to keep in sync."""
     if not settings.CRONJOBS:
         return []
-    from maintenance.triggers.crontab_sync import crontab_drift  # imports django-crontab
+    from maintenance.checks.crontab_sync import crontab_drift  # imports django-crontab
 
     drift = crontab_drift()
     return [W005] if drift and drift.installed and not drift.in_sync else []
+
+
+@register("crontab")
+def check_prefix_holds_no_secret(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """A crontab is a plain file any `crontab -l` (and root, and backups) can read: the
+    prefix may name where secrets live, never hold one. The message names the variables
+    whose values it holds, never the values."""
+    prefix = settings.CRONTAB_COMMAND_PREFIX or ""
+    held = sorted(
+        {
+            variable
+            for variable, value in named_secrets()
+            if value in prefix or cron_escaped(value) in prefix
+        }
+    )
+    if not held:
+        return []
+    return [
+        Error(
+            f"CRONTAB_COMMAND_PREFIX holds the value of {', '.join(held)}: `crontab add` "
+            "would write it into the crontab, where anyone who lists it reads it.",
+            hint="Take it out of CRONTAB_COMMAND_PREFIX: cron jobs read their secrets from "
+            "the project's .env file, or from the file "
+            "CRONTAB_COMMAND_PREFIX=PLUGGEDIN_ENV_FILE=/path names.",
+            id=E201,
+        )
+    ]
 
 
 @register("crontab")

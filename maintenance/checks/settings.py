@@ -11,9 +11,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from maintenance import registry
 from maintenance.conf import (
-    LARGEST_NUMBER,
     AppSettings,
     maintenance_settings,
+    task_seconds,
     task_setting,
     web_url,
 )
@@ -22,7 +22,6 @@ from maintenance.schedules import cron
 E001 = "maintenance.E001"
 E002 = "maintenance.E002"
 SETTINGS = "settings"  # the tag of these checks, which the emails and oauth apps reuse
-MIN_INTERVAL_SECONDS = 1
 
 
 def setting_errors(settings_objects: list[AppSettings]) -> list[Error]:
@@ -46,12 +45,17 @@ def check_maintenance_settings(app_configs: Any = None, **kwargs: Any) -> list[E
 
 
 def task_setting_errors() -> list[Error]:
-    """E002 for a task's `<TASK>_CRON`, `<TASK>_STARTING_DEADLINE_SECONDS` or
-    `<TASK>_HEARTBEAT_URL` that cannot work, and for the retired `<TASK>_INTERVAL_SECONDS`."""
+    """E002 for a task's `<TASK>_CRON`, `<TASK>_STARTING_DEADLINE_SECONDS`,
+    `<TASK>_MAX_RUNTIME_SECONDS` or `<TASK>_HEARTBEAT_URL` that cannot work, and for the
+    retired `<TASK>_INTERVAL_SECONDS`."""
     errors = []
     for task in registry.all_tasks():
-        errors += _cron_errors(task) + _interval_errors(task) + _deadline_errors(task)
-        errors += _heartbeat_errors(task) + _max_runtime_errors(task)
+        default_runtime = int(task.max_runtime.total_seconds())
+        errors += _cron_errors(task) + _interval_errors(task) + _heartbeat_errors(task)
+        errors += _seconds_errors(
+            task, "STARTING_DEADLINE_SECONDS", "or unset it (until the next tick)"
+        )
+        errors += _seconds_errors(task, "MAX_RUNTIME_SECONDS", f"e.g. {default_runtime}")
     return errors
 
 
@@ -88,37 +92,21 @@ def _interval_errors(task: registry.Task) -> list[Error]:
     ]
 
 
-def _deadline_errors(task: registry.Task) -> list[Error]:
-    seconds = task_setting(task.name, "STARTING_DEADLINE_SECONDS")
-    if seconds is None or _interval(seconds):
-        return []
-    prefix = task.name.upper()
-    return [
-        Error(
-            f"{prefix}_STARTING_DEADLINE_SECONDS is {seconds!r}, not a number of seconds of "
-            f"at least {MIN_INTERVAL_SECONDS}.",
-            hint=f"Set {prefix}_STARTING_DEADLINE_SECONDS to a number of seconds from "
-            f"{MIN_INTERVAL_SECONDS} to {LARGEST_NUMBER}, or unset it (until the next tick).",
-            id=E002,
-        )
-    ]
-
-
-def _max_runtime_errors(task: registry.Task) -> list[Error]:
-    seconds = task_setting(task.name, "MAX_RUNTIME_SECONDS")
-    if seconds is None or _interval(seconds):
-        return []
-    prefix = task.name.upper()
-    return [
-        Error(
-            f"{prefix}_MAX_RUNTIME_SECONDS is {seconds!r}, not a number of seconds of at "
-            f"least {MIN_INTERVAL_SECONDS}.",
-            hint=f"Set {prefix}_MAX_RUNTIME_SECONDS to a number of seconds from "
-            f"{MIN_INTERVAL_SECONDS} to {LARGEST_NUMBER}, e.g. "
-            f"{int(task.max_runtime.total_seconds())}.",
-            id=E002,
-        )
-    ]
+def _seconds_errors(task: registry.Task, suffix: str, otherwise: str) -> list[Error]:
+    """E002 for a duration the one parser every reader uses (`task_seconds`) refuses."""
+    try:
+        task_seconds(task.name, suffix)
+    except ValueError as accepted:
+        name = f"{task.name.upper()}_{suffix}"
+        value = task_setting(task.name, suffix)
+        return [
+            Error(
+                f"{name} is {value!r}, not {accepted}.",
+                hint=f"Set {name} to {accepted}, {otherwise}.",
+                id=E002,
+            )
+        ]
+    return []
 
 
 def _heartbeat_errors(task: registry.Task) -> list[Error]:
@@ -133,13 +121,6 @@ def _heartbeat_errors(task: registry.Task) -> list[Error]:
             id=E002,
         )
     ]
-
-
-def _interval(value: Any) -> bool:
-    try:
-        return MIN_INTERVAL_SECONDS <= float(value) <= LARGEST_NUMBER
-    except (TypeError, ValueError):
-        return False
 
 
 def configuration_error() -> str | None:

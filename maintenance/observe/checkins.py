@@ -34,8 +34,7 @@ def monitor_config(task: Task) -> dict[str, Any]:
     """What Sentry should expect of `task`: its cron schedule in force, in UTC."""
     margin = maintenance_settings.SENTRY_CHECKIN_MARGIN_MINUTES
     if margin is None:
-        # The in-process scheduler keeps its own phase (an interval after the last success),
-        # so a run may come up to one interval after a cron tick.
+        # A tick may be served until the next one (the starting deadline's default).
         margin = _minutes(task.every.total_seconds())
     return {
         "schedule": {"type": "crontab", "value": task.schedule},

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from maintenance.conf import maintenance_settings, task_setting
-from maintenance.observe.log_events import HEARTBEAT_FAILED, log_event
+from maintenance.logs.log_events import HEARTBEAT_FAILED, log_event
 
 if TYPE_CHECKING:
     from maintenance.models import TaskRun

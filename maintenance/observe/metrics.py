@@ -35,17 +35,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 from django.db.models import Count, Subquery
-from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from maintenance import registry
 from maintenance.models import RunStatus, RunTally, TaskRun, Trigger
-from maintenance.observe.status import current_health
+from maintenance.observe.status import current_health, status_now
 from maintenance.runs import pauses
 from maintenance.runs.retention import uncounted_finished_runs
-from maintenance.schedules.cron import CronError
+from maintenance.schedules import cron
 
 PREFIX = "pluggedin_maintenance_"
 FINISHED = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED]
@@ -108,21 +107,21 @@ def last_tick_lateness(tasks: list[str]) -> dict[str, int]:
 
 
 def interval_seconds(task: registry.Task) -> int:
-    """The schedule's typical gap between ticks; the in-process interval for a schedule
-    that does not parse (E002 reports it), so a scrape never fails on it."""
+    """The gap between two ticks of the schedule in force; of the declared schedule when
+    E002 refuses `<TASK>_CRON`."""
     try:
-        return int(task.cron_schedule.typical_gap().total_seconds())
-    except CronError:
         return int(task.every.total_seconds())
+    except cron.CronError:
+        return int(cron.parse(task.cron).typical_gap().total_seconds())
 
 
 class MaintenanceCollector:
     """Reads the families above from the database on each `collect()`."""
 
     def collect(self) -> Iterator[Metric]:
-        now = timezone.now()
+        now = status_now()  # the database's clock, as status reads it
         tasks = registry.all_tasks()
-        paused = pauses.pauses_in_force(now)
+        paused = pauses.pauses_in_force()
         runs = finished_run_counts()
         outcomes = last_outcomes([task.name for task in tasks])
         lateness = last_tick_lateness([task.name for task in tasks])

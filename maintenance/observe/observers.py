@@ -1,58 +1,43 @@
 """Who hears about a run that took its task: heartbeat pings (`heartbeat.py`) and Sentry
-Crons check-ins (`checkins.py`). The runner calls `notify_started` once the run is recorded
-and `notify_finished` with its outcome; skipped runs notify nobody. An observer is an
-onlooker: whatever it raises is logged and never changes the run's outcome.
+Crons check-ins (`checkins.py`). `connect()` hooks each onto the runner's signals
+(`maintenance/runs/signals.py`) once the app is ready; the runner never imports them.
+Each observer is its own receiver, so one that raises (logged by the sender) keeps
+neither the run nor the other observer from going on.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from maintenance.observe.checkins import SENTRY_CHECKINS
 from maintenance.observe.heartbeat import HEARTBEATS
-from maintenance.observe.log_events import OBSERVER_FAILED, log_event
-
-if TYPE_CHECKING:
-    from maintenance.models import TaskRun
-    from maintenance.outcome import RunOutcome
-    from maintenance.registry import Task
-
-logger = logging.getLogger("maintenance.observers")
+from maintenance.runs.signals import run_finished, run_started
 
 
 class RunObserver(Protocol):
-    def run_started(self, task: Task, run: TaskRun) -> None: ...
+    def run_started(self, task: Any, run: Any) -> None: ...
 
-    def run_finished(self, outcome: RunOutcome) -> None: ...
+    def run_finished(self, outcome: Any) -> None: ...
 
 
 def observers() -> list[RunObserver]:
     return [HEARTBEATS, SENTRY_CHECKINS]
 
 
-def notify_started(task: Task, run: TaskRun) -> None:
+def connect() -> None:
+    """Hook every observer onto the run signals (idempotent: one receiver each)."""
     for observer in observers():
-        try:
-            observer.run_started(task, run)
-        except Exception as exc:
-            _failed(observer, task.name, exc)
+        name = type(observer).__name__
+        started = _receiver(name, lambda o=observer, **kw: o.run_started(kw["task"], kw["run"]))
+        finished = _receiver(name, lambda o=observer, **kw: o.run_finished(kw["outcome"]))
+        run_started.connect(started, weak=False, dispatch_uid=f"{name}.run_started")
+        run_finished.connect(finished, weak=False, dispatch_uid=f"{name}.run_finished")
 
 
-def notify_finished(outcome: RunOutcome) -> None:
-    for observer in observers():
-        try:
-            observer.run_finished(outcome)
-        except Exception as exc:
-            _failed(observer, outcome.task, exc)
+def _receiver(name: str, call: Callable[..., None]) -> Callable[..., None]:
+    def receive(sender: str, **kwargs: Any) -> None:
+        call(**kwargs)
 
-
-def _failed(observer: RunObserver, task: str, exc: Exception) -> None:
-    log_event(
-        logger,
-        logging.WARNING,
-        OBSERVER_FAILED,
-        task=task,
-        observer=type(observer).__name__,
-        error=f"{type(exc).__name__}: {exc}",
-    )
+    receive.observer = name  # type: ignore[attr-defined]  # named in the failure's log line
+    return receive

@@ -15,13 +15,12 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.utils import timezone
-
 from maintenance import registry
-from maintenance.isotime import iso_utc
-from maintenance.models import RunStatus, TaskLock, TaskPause, TaskRun
+from maintenance.isotime import iso_utc, utc_minute
+from maintenance.models import RunStatus, TaskPause, TaskRun
+from maintenance.observe import scheduler_health
 from maintenance.observe.ticks import Tick, latest_ticks
-from maintenance.runs import pauses
+from maintenance.runs import clock, pauses
 
 DAY = timedelta(days=1)
 SERVED = ("served", "late")
@@ -56,17 +55,6 @@ def run_summary(run: TaskRun | None) -> dict[str, Any] | None:
     return summary
 
 
-def pause_summary(pause: TaskPause | None) -> dict[str, Any]:
-    """The pause fields of a task's status (and of a paused run's body)."""
-    return {
-        "paused": pause is not None,
-        "pausedReason": pause.reason if pause else None,
-        "pausedBy": pause.paused_by if pause else None,
-        "pausedAt": iso_utc(pause.paused_at) if pause else None,
-        "pausedUntil": iso_utc(pause.paused_until) if pause else None,
-    }
-
-
 def next_due(
     task: registry.Task,
     ticks: list[Tick],
@@ -87,14 +75,22 @@ def next_due(
     return task.cron_schedule.next_tick(now)
 
 
+def status_now() -> datetime:
+    """The instant a status reading goes by: the database's clock, read once, as the
+    triggers read it. A host whose own clock runs fast must not see the next tick's
+    deadline as passed before any trigger could have served it."""
+    return clock.database(clock.database_now())
+
+
 def task_status(
     task: registry.Task,
     now: datetime | None = None,
     paused: Mapping[str, TaskPause] | None = None,
 ) -> dict[str, Any]:
-    """One task's status; `paused` is every pause in force (read here when not given)."""
-    now = now or timezone.now()
-    pause = (pauses.pauses_in_force(now) if paused is None else paused).get(task.name)
+    """One task's status at `now` (the database's clock when not given); `paused` is every
+    pause in force (read here when not given)."""
+    now = now or status_now()
+    pause = (pauses.pauses_in_force() if paused is None else paused).get(task.name)
     blocked = task.blocked_reason()
     last_run = TaskRun.objects.last_run(task.name)
     last_success = TaskRun.objects.last_success(task.name)
@@ -113,9 +109,9 @@ def task_status(
         "healthy": healthy,
         "problem": problem,
         **tick_summary(task, ticks, now, pause is not None),
-        **pause_summary(pause),
+        **pauses.summary(pause),
         "warning": _pause_warning(pause, now),
-        "abandonedRuns": abandoned_runs(task.name, now),
+        "abandonedRuns": abandoned_runs(task.name),
     }
 
 
@@ -162,7 +158,9 @@ def tick_health(
     name: str, ticks: list[Tick], last_success: TaskRun | None
 ) -> tuple[bool, str | None]:
     """Healthy when the latest tick past its deadline was served by a success and the
-    latest finished run (any trigger) did not fail: a failure is never green."""
+    latest finished run (any trigger) did not fail: a failure is never green. A tick whose
+    run failed does not count while it is still servable (before its starting deadline):
+    a later success of any trigger, such as an operator's manual run, makes it healthy."""
     if last_success is None:
         return False, "has never succeeded"
     finished = (
@@ -173,29 +171,29 @@ def tick_health(
     )
     if finished is not None and finished.status == RunStatus.FAILED:
         return False, "the latest run failed"
-    due = next((t for t in reversed(ticks) if t.status != "pending"), None)
+    due = next((t for t in reversed(ticks) if _decided(t)), None)
     if due is None or due.status in SERVED or due.status == "":
         return True, None
     return False, f"the tick of {iso_utc(due.at)} was {due.status}"
 
 
+def _decided(tick: Tick) -> bool:
+    """Whether the tick's fate is known: pending and failed-but-servable ticks are open."""
+    return tick.status != "pending" and not (tick.status == "failed" and tick.open)
+
+
 def _pause_warning(pause: TaskPause | None, now: datetime) -> str | None:
-    if pause is None or not pauses.is_long(pause, now):
+    if pause is None or not pause.is_long(now):
         return None
-    since = pauses.utc_minute(pause.paused_at)
+    since = utc_minute(pause.paused_at)
     return f"paused for more than a day (since {since}); resume it once the cause is fixed"
 
 
-def abandoned_runs(name: str, now: datetime) -> list[dict[str, Any]]:
-    """Runs left `running` by a process that no longer holds the task (it died): the next
-    run of the task closes them as failed; until then they show here."""
-    running = TaskRun.objects.for_task(name).filter(status=RunStatus.RUNNING)[:ABANDONED_SHOWN]
-    lease = TaskLock.objects.filter(task=name, expires_at__gte=now).first()
-    return [
-        {**run_summary(run), "host": run.host, "pid": run.pid}
-        for run in running
-        if lease is None or (run.host, run.pid) != (lease.host, lease.pid)
-    ]
+def abandoned_runs(name: str) -> list[dict[str, Any]]:
+    """Runs left `running` by a runner that died (their lease ran out): the next run of the
+    task closes them as failed; until then they show here."""
+    running = TaskRun.objects.for_task(name).lapsed()[:ABANDONED_SHOWN]
+    return [{**run_summary(run), "host": run.host, "pid": run.pid} for run in running]
 
 
 def backlog() -> dict[str, int]:
@@ -211,15 +209,20 @@ def backlog() -> dict[str, int]:
 
 
 def maintenance_status(now: datetime | None = None) -> dict[str, Any]:
-    """The whole status body; `healthy` is false when any enabled task is stale."""
-    now = now or timezone.now()
-    paused = pauses.pauses_in_force(now)
+    """The whole status body; `healthy` is false when any enabled task is stale (the
+    scheduler thread of the process that answers is shown, but is not part of it: many
+    deployments trigger tasks by cron alone). Every task is judged at one instant, the
+    database's clock read once."""
+    now = now or status_now()
+    paused = pauses.pauses_in_force()
     tasks = {task.name: task_status(task, now, paused) for task in registry.all_tasks()}
     return {
         "healthy": all(t["healthy"] for t in tasks.values()),
         "timestamp": iso_utc(now),
         "tasks": tasks,
         "backlog": {camel_case(kind): count for kind, count in backlog().items()},
+        # This process's own scheduler thread: each worker answers for itself.
+        "scheduler": scheduler_health.in_process(),
     }
 
 

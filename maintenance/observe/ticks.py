@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Min
 
-from maintenance.conf import TASK_SETTING_SUFFIXES, task_setting
+from maintenance.conf import task_seconds
 from maintenance.models import RunStatus, TaskRun
 
 STRIP_TICKS = 48
@@ -29,15 +29,14 @@ class Tick:
     status: str  # served, late, failed, missed, skipped, pending, or "" (before the first run)
     run: TaskRun | None
     late_ms: int | None
+    # Still servable: its starting deadline has not passed, so a later trigger may serve it.
+    open: bool = False
 
 
 def starting_deadline(task_name: str, tick: datetime, gap: timedelta) -> datetime:
-    """When a tick stops being servable: the per-task deadline, or until the next tick.
-    Read through this one function so ticks-core's STARTING_DEADLINE_SECONDS lands in one line."""
-    seconds = None
-    if "STARTING_DEADLINE_SECONDS" in TASK_SETTING_SUFFIXES:
-        seconds = task_setting(task_name, "STARTING_DEADLINE_SECONDS")
-    return tick + (timedelta(seconds=int(seconds)) if seconds else gap)
+    """When a tick stops being servable: the per-task deadline, or until the next tick."""
+    seconds = task_seconds(task_name, "STARTING_DEADLINE_SECONDS")
+    return tick + (timedelta(seconds=seconds) if seconds is not None else gap)
 
 
 def latest_ticks(task, now: datetime, count: int = STRIP_TICKS) -> list[Tick]:
@@ -84,9 +83,9 @@ def classify(name, at, runs, gap, now, first_run) -> Tick:
     ):
         run = next((r for r in runs if r.status == wanted), None)
         if run is not None:
-            return Tick(at, status, run, run.late_ms)
+            return Tick(at, status, run, run.late_ms, now < starting_deadline(name, at, gap))
     if first_run is None or at < first_run.started_at.replace(second=0, microsecond=0):
         return Tick(at, "", None, None)  # before the log began: neither served nor missed
     if now < starting_deadline(name, at, gap):
-        return Tick(at, "pending", None, None)
+        return Tick(at, "pending", None, None, open=True)
     return Tick(at, "missed", None, None)

@@ -3,6 +3,12 @@
 The runner sets a `Deadline` around the task function; the purge loop and the email send
 loop ask it between batches (`check`) and bound each SQL statement or socket wait by the
 time left (`statement_timeout_ms`, `remaining`). Outside a run there is no deadline.
+
+An HTTP-triggered run also has a time budget (`MAINTENANCE_HTTP_BUDGET_SECONDS`, see
+`budget.py`) so that it answers before the web server gives up on the request. The budget
+shortens the same deadline, so every loop that honours the deadline honours it too; only
+what reaching it means differs: `failure()` then raises `BudgetSpent`, which the runner
+turns into a successful run of what was done.
 """
 
 import math
@@ -16,17 +22,31 @@ from typing import Any
 from maintenance.outcome import TaskFailed
 
 
+class BudgetSpent(TaskFailed):
+    """An HTTP run reached its time budget before its deadline: it stops as it would at
+    the deadline, but what it did is a success and the next trigger continues."""
+
+    def __init__(self, budget: float, result: Mapping[str, Any]) -> None:
+        super().__init__(f"Stopped after the {budget:g} s HTTP budget", result)
+        self.budget = budget
+
+
 @dataclass(frozen=True)
 class Deadline:
-    """A point on the monotonic clock that a run must not go past."""
+    """A point on the monotonic clock that a run must not go past: `seconds` after
+    `started`, or `budget` seconds when that comes sooner."""
 
     seconds: float
     started: float
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+    budget: float | None = None
 
     def remaining(self) -> float:
         """Seconds left, never below zero."""
-        return max(0.0, self.started + self.seconds - self.clock())
+        return max(0.0, self.started + self._limit() - self.clock())
+
+    def _limit(self) -> float:
+        return self.seconds if self.budget is None else min(self.seconds, self.budget)
 
     def passed(self) -> bool:
         return self.remaining() <= 0.0
@@ -37,7 +57,10 @@ class Deadline:
         return max(1, math.ceil(self.remaining() * 1000))
 
     def failure(self, result: Mapping[str, Any]) -> TaskFailed:
-        """The timed-out failure, carrying the counts done so far."""
+        """The timed-out failure, carrying the counts done so far; `BudgetSpent` when the
+        budget, not the deadline, is what ran out."""
+        if self.budget is not None and self.budget < self.seconds:
+            return BudgetSpent(self.budget, result)
         return TaskFailed(f"Timed out after {self.seconds:g} s", result)
 
     def check(self, result: Mapping[str, Any]) -> None:
@@ -55,9 +78,12 @@ def current() -> Deadline | None:
 
 
 @contextmanager
-def deadline_of(seconds: float, clock: Callable[[], float] = time.monotonic) -> Iterator[Deadline]:
-    """Put a deadline of `seconds` from now in force for the code inside the block."""
-    deadline = Deadline(seconds=seconds, started=clock(), clock=clock)
+def deadline_of(
+    seconds: float, clock: Callable[[], float] = time.monotonic, budget: float | None = None
+) -> Iterator[Deadline]:
+    """Put a deadline of `seconds` from now (`budget` seconds, when sooner) in force for the
+    code inside the block."""
+    deadline = Deadline(seconds=seconds, started=clock(), clock=clock, budget=budget)
     token = _current.set(deadline)
     try:
         yield deadline

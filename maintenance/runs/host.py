@@ -1,8 +1,8 @@
-"""This host's name, as the run log and the locks record it.
+"""This host's name, as the run log records it.
 
-One function, so both agree, and so `PLUGGEDIN_HOSTNAME` can name the host where the
-kernel's name says nothing useful (containers that share one name) or where tests play
-several hosts on one machine."""
+One function, so every run records it alike, and so `PLUGGEDIN_HOSTNAME` can name the
+host where the kernel's name says nothing useful (containers that share one name) or where
+tests play several hosts on one machine."""
 
 from __future__ import annotations
 

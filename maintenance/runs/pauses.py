@@ -1,13 +1,14 @@
 """Pausing a task on every host at once, and resuming it: the operator's switch.
 
 A pause is one row per task in `maintenance_task_pauses`, so every trigger on every host
-sees it on its next attempt, with no redeploy. `run_task` reads it before the lock: while
-a task is paused, each trigger records a `skipped` run whose reason names the pause and
-tells no observer. A pause with an end (`--for 2h`) lapses by itself at that time.
+sees it on its next attempt, with no redeploy. `run_task` reads it first, together with
+the database's clock (`pause_and_clock`, one statement): while a task is paused, each
+trigger records a `skipped` run whose reason names the pause and tells no observer. A
+pause with an end (`--for 2h`) lapses by itself at that time, on the database's clock.
 
 The commands (`maintenance_pause`, `maintenance_resume`) and the admin's buttons call
-`pause()` and `resume()`; the runner, status, metrics and `check --deploy` read
-`pause_in_force()` or `pauses_in_force()`, one query each.
+`pause()` and `resume()`; the runner reads `pause_and_clock()`, status, metrics and
+`check --deploy` read `pauses_in_force()`, one query each.
 """
 
 from __future__ import annotations
@@ -17,22 +18,22 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import transaction
-from django.utils import timezone
+from django.db import connection, transaction
+from django.db.models.functions import Now
 
 from maintenance import registry
 from maintenance.isotime import iso_utc
+from maintenance.logs.control_chars import strip_controls
+from maintenance.logs.log_events import TASK_PAUSED, TASK_RESUMED, log_event
 from maintenance.models import RunStatus, TaskPause, TaskRun
-from maintenance.observe.log_events import TASK_PAUSED, TASK_RESUMED, log_event
-from maintenance.runs.locks import task_lock
+from maintenance.runs import clock
+from maintenance.runs.leases import gone_here
 
 logger = logging.getLogger("maintenance.pauses")
 
-# A pause this old is flagged by status and `check --deploy`: an incident's pause that
-# nobody lifted leaves the task's work piling up unseen.
-LONG_PAUSE = timedelta(days=1)
 MAX_REASON_LENGTH = 500
 DURATION = re.compile(r"([1-9][0-9]{0,5})([mhd])")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -62,7 +63,9 @@ def parse_duration(text: str) -> timedelta:
 
 
 def clean_reason(reason: str) -> str:
-    reason = " ".join(reason.split())
+    """The reason as stored: control characters stripped (they would act on the terminal
+    of whoever reads status), whitespace collapsed; BadPause when nothing is left."""
+    reason = strip_controls(reason)
     if not reason:
         raise BadPause("a reason is required: say why the task is paused")
     if len(reason) > MAX_REASON_LENGTH:
@@ -82,13 +85,15 @@ def cli_user() -> str:
 @dataclass
 class Paused:
     """What `pause()` did: the pause now in force, the one it replaced (if any), and the
-    run in progress it lets finish (`in_progress`; `run` is None in the instant between
-    that runner taking the lock and recording its run)."""
+    run in progress it lets finish (if any)."""
 
     pause: TaskPause
     replaced: TaskPause | None
-    in_progress: bool
     run: TaskRun | None
+
+    @property
+    def in_progress(self) -> bool:
+        return self.run is not None
 
 
 def pause(name: str, reason: str, by: str, duration: timedelta | None = None) -> Paused:
@@ -98,8 +103,8 @@ def pause(name: str, reason: str, by: str, duration: timedelta | None = None) ->
     nothing. Pausing a paused task replaces its pause (reason, who, since, until)."""
     registry.get(name)
     reason = clean_reason(reason)
-    by = by[: TaskPause._meta.get_field("paused_by").max_length]
-    now = timezone.now()
+    by = strip_controls(by)[: TaskPause._meta.get_field("paused_by").max_length]
+    now = clock.database_now()  # every host compares its end with the database's clock
     until = now + duration if duration else None
     with transaction.atomic():
         previous = TaskPause.objects.select_for_update().filter(task=name).first()
@@ -110,9 +115,8 @@ def pause(name: str, reason: str, by: str, duration: timedelta | None = None) ->
     log_event(
         logger, logging.WARNING, TASK_PAUSED, task=name, by=by, until=iso_utc(until), reason=reason
     )
-    in_progress, run = run_in_progress(name)
     replaced = previous if previous is not None and previous.in_force(now) else None
-    return Paused(pause=row, replaced=replaced, in_progress=in_progress, run=run)
+    return Paused(pause=row, replaced=replaced, run=run_in_progress(name))
 
 
 def resume(name: str, by: str) -> TaskPause | None:
@@ -129,9 +133,38 @@ def resume(name: str, by: str) -> TaskPause | None:
     return row
 
 
-def pause_in_force(name: str, now: datetime | None = None) -> TaskPause | None:
-    """The pause that holds task `name` now, or None: one primary-key query."""
-    return TaskPause.objects.in_force(now).filter(task=name).first()
+@dataclass(frozen=True)
+class Reading:
+    """What a trigger reads first: the pause holding its task (or None) and the
+    database's clock, the instant the trigger goes by."""
+
+    pause: TaskPause | None
+    now: datetime
+
+
+PAUSE_COLUMNS = ("reason", "paused_by", "paused_at", "paused_until")
+
+
+def pause_and_clock(name: str) -> Reading:
+    """The pause in force for task `name` and the database's clock: one statement, which
+    answers a row whether or not the task is paused."""
+    now = clock.now_sql()
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"p.{quote(column)}" for column in PAUSE_COLUMNS)
+    sql = (
+        f"SELECT {now}, {columns} FROM (SELECT 1) AS one"  # noqa: S608 (quoted identifiers; values bound)
+        f" LEFT JOIN {quote(TaskPause._meta.db_table)} AS p ON p.task = %s"
+        f" AND (p.paused_until IS NULL OR p.paused_until > {now})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [name])
+        db_now, reason, paused_by, paused_at, paused_until = cursor.fetchone()
+    pause = None
+    if paused_by is not None:
+        pause = TaskPause(task=name, reason=reason, paused_by=paused_by)
+        pause.paused_at, pause.paused_until = clock.moment(paused_at), clock.moment(paused_until)
+        pause._state.adding, pause._state.db = False, connection.alias
+    return Reading(pause=pause, now=clock.database(clock.moment(db_now)))
 
 
 def pauses_in_force(now: datetime | None = None) -> dict[str, TaskPause]:
@@ -139,48 +172,36 @@ def pauses_in_force(now: datetime | None = None) -> dict[str, TaskPause]:
     return {row.task: row for row in TaskPause.objects.in_force(now)}
 
 
-def is_long(row: TaskPause, now: datetime | None = None) -> bool:
-    """True when the pause has held for more than LONG_PAUSE."""
-    return (now or timezone.now()) - row.paused_at > LONG_PAUSE
-
-
 def paused_note(row: TaskPause) -> str:
     """What pausing tells the operator (the command prints it, the admin shows it)."""
     return (
-        f"Paused {row.task} on every host: {describe(row)}. Every trigger now records a "
+        f"Paused {row.task} on every host: {row.describe()}. Every trigger now records a "
         "skipped run instead."
     )
 
 
-def describe(row: TaskPause) -> str:
-    """`paused by cli:ann since 2026-11-25 18:40 UTC until 2026-11-25 20:40 UTC: ESP outage`."""
-    until = f"until {utc_minute(row.paused_until)}" if row.paused_until else "until resumed"
-    return f"paused by {row.paused_by} since {utc_minute(row.paused_at)} {until}: {row.reason}"
+def summary(pause: TaskPause | None) -> dict[str, Any]:
+    """The pause fields of a task's status (and of a paused run's body)."""
+    return {
+        "paused": pause is not None,
+        "pausedReason": pause.reason if pause else None,
+        "pausedBy": pause.paused_by if pause else None,
+        "pausedAt": iso_utc(pause.paused_at) if pause else None,
+        "pausedUntil": iso_utc(pause.paused_until) if pause else None,
+    }
 
 
-def in_progress_note(name: str, run: TaskRun | None) -> str:
+def in_progress_note(name: str, run: TaskRun) -> str:
     """What to tell the operator about the run a pause lets finish."""
-    if run is None:
-        return f"A run of {name} is in progress; pausing does not interrupt it, it will finish."
     return (
         f"Run {run.pk} of {name} is in progress (started {iso_utc(run.started_at, 'seconds')} "
         f"on {run.host}, pid {run.pid}); pausing does not interrupt it, it will finish."
     )
 
 
-def run_in_progress(name: str) -> tuple[bool, TaskRun | None]:
-    """Whether a runner holds task `name` now, and its run.
-
-    Asks the task's lock rather than trusting `running` rows, which a killed runner leaves
-    behind. Taking the lock for that instant is harmless after the pause is saved: any
-    trigger that would have waited for it is paused anyway."""
-    with task_lock(name) as free:
-        if free:
-            return False, None
-    run = TaskRun.objects.filter(task=name, status=RunStatus.RUNNING).order_by("-started_at")
-    return True, run.first()
-
-
-def utc_minute(moment: datetime) -> str:
-    """`2026-11-25 18:40 UTC`, how messages for people spell an instant."""
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+def run_in_progress(name: str) -> TaskRun | None:
+    """The run holding task `name` now: its `running` row whose lease has not run out (on
+    the database's clock) and whose process, when on this host, is alive."""
+    run = TaskRun.objects.filter(task=name, status=RunStatus.RUNNING, lease_expires_at__gte=Now())
+    run = run.first()
+    return None if run is None or gone_here(run.host, run.pid) else run

@@ -23,11 +23,11 @@ from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
-from django.utils import timezone
 
 from maintenance.conf import maintenance_settings
+from maintenance.logs.log_events import RUNS_PRUNE_FAILED, RUNS_PRUNED, log_event
 from maintenance.models import RunStatus, RunTally, TaskRun
-from maintenance.observe.log_events import RUNS_PRUNE_FAILED, RUNS_PRUNED, log_event
+from maintenance.runs.clock import database_now
 
 logger = logging.getLogger("maintenance.retention")
 
@@ -42,7 +42,9 @@ def retention_days() -> int:
 
 
 def cutoff(now: datetime | None = None) -> datetime:
-    return (now or timezone.now()) - timedelta(days=retention_days())
+    """Runs started before this are pruned: on the database's clock, so a host whose clock
+    runs fast prunes no more than the others."""
+    return (now or database_now()) - timedelta(days=retention_days())
 
 
 def uncounted_finished_runs() -> QuerySet[TaskRun]:

@@ -1,11 +1,18 @@
 """`run_task`: the one way any trigger runs a task.
 
-It checks whether an operator paused the task (`pauses.py`); a scheduled trigger then
-claims its tick (`served_ticks.py`: a loser records its skip and is done), and the run
-passes the task's gate, takes the single-flight lock, is recorded in the run log (a manual
-run's row is written here) and calls the task function. Every
-outcome, including a database outage before anything could be recorded, comes back as a
-`RunOutcome`; nothing is swallowed and nothing raises.
+A trigger first reads the task's pause together with the database's clock (one statement,
+`pauses.pause_and_clock`), the instant it goes by; a paused task, or one its gate shuts
+off here, says so before anything else, even when its tick was served. Then it claims the
+task through its own run row (`claims.py`): the row holds the task while the run lives
+(one `running` run per task, a lease on the row that `leases.py` renews) and, for a
+scheduled trigger, serves the current tick (one running or succeeded run per tick). A
+loser records its skip naming the holder and is done; the winner calls the task function
+under its deadline. A dry run changes nothing, so it is a manual run whatever its trigger:
+it never claims a tick. Every outcome, including a database outage before anything could
+be recorded, comes back as a `RunOutcome`; nothing is swallowed and nothing raises, except
+what ends the process mid-run (SystemExit, KeyboardInterrupt, SIGTERM: `interruptions.py`),
+which goes on once the run is closed `failed`. An HTTP run stops within its budget
+(`budget.py`) and answers what it did.
 """
 
 from __future__ import annotations
@@ -16,14 +23,15 @@ import time
 import traceback
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
 
 from maintenance import registry
 from maintenance.checks import configuration_error
-from maintenance.models import RunStatus, TaskRun, Trigger
-from maintenance.observe.log_events import (
+from maintenance.conf import shown_seconds
+from maintenance.logs.log_events import (
     RUN_RECORD_FAILED,
     TASK_FAILED,
     TASK_FINISHED,
@@ -31,36 +39,22 @@ from maintenance.observe.log_events import (
     TASK_STARTED,
     log_event,
 )
-from maintenance.observe.observers import notify_finished, notify_started
-from maintenance.observe.redaction import redact
-from maintenance.observe.status import pause_summary
+from maintenance.logs.redaction import redact
+from maintenance.models import RunStatus, TaskRun, Trigger
 from maintenance.outcome import RunOutcome, TaskFailed
-from maintenance.runs import clock, pauses, retention
+from maintenance.runs import claims, leases, pauses, retention
+from maintenance.runs.budget import budget_note, http_budget, run_within_budget
 from maintenance.runs.deadlines import deadline_of
 from maintenance.runs.host import host_name
-from maintenance.runs.locks import process_alive, task_lock
+from maintenance.runs.interruptions import interruption, sigterm_raises
 from maintenance.runs.reconnect import on_a_working_connection
-from maintenance.runs.served_ticks import (
-    claim_tick,
-    record_served_skip,
-    served_reason,
-    still_serving,
-    tick_label,
-)
+from maintenance.runs.signals import notify_finished, notify_started
 
 logger = logging.getLogger("maintenance.runner")
 
 # Triggers that serve the schedule's current tick; the others (a command without
 # --trigger, the admin's Run now, HTTP with ?force=1) are manual and always run.
 SCHEDULED_TRIGGERS = frozenset({Trigger.SCHEDULER, Trigger.CRON, Trigger.HTTP})
-
-# A claim younger than this may belong to a trigger on its way to the lock: not abandoned.
-CLAIM_GRACE = timedelta(seconds=10)
-
-RUNNER_STOPPED = (
-    "Runner stopped: the process running it (host {host}, pid {pid}) ended before the run"
-    " finished; closed by the next run of the task"
-)
 
 
 def run_task(name: str, trigger: str, *, force: bool = False, **options: Any) -> RunOutcome:
@@ -79,8 +73,8 @@ def run_task(name: str, trigger: str, *, force: bool = False, **options: Any) ->
         return outcome
     try:
         task = registry.get(name)
-        tick = _current_tick(task, trigger, force)
-        outcome = _run_registered(task, trigger, started, options, tick)
+        manual = force or bool(options.get("dry_run")) or trigger not in SCHEDULED_TRIGGERS
+        outcome = _run_registered(task, trigger, started, options, manual)
     except Exception as exc:  # a database outage before the run could be recorded
         outcome = _failure(name, trigger, started, exc, run=None)
         notify_finished(outcome)
@@ -91,96 +85,79 @@ def run_task(name: str, trigger: str, *, force: bool = False, **options: Any) ->
 
 
 def _run_registered(
-    task: registry.Task,
-    trigger: str,
-    started: float,
-    options: dict[str, Any],
-    tick: datetime | None,
+    task: registry.Task, trigger: str, started: float, options: dict[str, Any], manual: bool
 ) -> RunOutcome:
-    pause = pauses.pause_in_force(task.name)
-    if pause is not None:
-        reason = f"Skipped: {task.name} is {pauses.describe(pause)}"
-        outcome = _record_skip(task.name, trigger, started, reason, tick)
-        outcome.pause = pause_summary(pause)
+    """The pause and the gate first (a switched-off task says so whatever its tick), then
+    the claim of the task and, for a scheduled trigger, of its tick."""
+    reading = pauses.pause_and_clock(task.name)
+    now = reading.now
+    tick = None if manual else task.cron_schedule.latest_tick(now)
+    skip = partial(_record_skip, task.name, trigger, started, now=now, tick=tick)
+    if reading.pause is not None:
+        outcome = skip(f"Skipped: {task.name} is {reading.pause.describe()}")
+        outcome.pause = pauses.summary(reading.pause)
         return outcome
-    late = _past_deadline(task, tick)
+    reason = task.blocked_reason()
+    if reason:
+        return skip(reason, gated=True)
+    late = _past_deadline(task, tick, now)
     if late:
-        return _record_skip(task.name, trigger, started, late, tick)
-    run = None
-    if tick is not None:  # claimed first: a redundant trigger costs one more statement
-        claim = claim_tick(task.name, trigger, tick, _where())
-        if claim.won:
-            run = claim.run
-        elif still_serving(claim.run, _where()):
-            elapsed = _elapsed_ms(started)
-            return record_served_skip(task.name, trigger, tick, claim.run, _where(), elapsed)
+        return skip(late)
+    row = TaskRun(
+        task=task.name,
+        trigger=trigger,
+        status=RunStatus.RUNNING,
+        started_at=now,
+        tick=tick,
+        late_ms=None if tick is None else int((now - tick).total_seconds() * 1000),
+        **_where(),
+    )
+    claimed = time.monotonic()
+    limit = leases.hold_limit(task.max_runtime_seconds)
+    claim = claims.take(row, leases.lease_seconds(limit))
+    if not claim.won:
+        return skip(claims.skip_reason(task.name, tick, claim.run))
+    renewal = leases.Renewal(claim.run.pk, task.name, claimed, limit)
     try:
-        return _take_and_run(task, trigger, started, options, tick, run)
-    except Exception as exc:  # e.g. the database lost after the claim: close it, free the tick
-        if run is None:
-            raise
-        outcome = _failure(task.name, trigger, started, exc, run=run)
+        return _execute(task, trigger, started, options, claim.run, renewal)
+    except Exception as exc:  # e.g. the database lost mid-run: close the run, free the tick
+        outcome = _failure(task.name, trigger, started, exc, run=claim.run)
         notify_finished(outcome)
         return outcome
 
 
-def _take_and_run(
+def _execute(
     task: registry.Task,
     trigger: str,
     started: float,
     options: dict[str, Any],
-    tick: datetime | None,
-    run: TaskRun | None,
+    run: TaskRun,
+    renewal: leases.Renewal,
 ) -> RunOutcome:
-    """Past the claim (`run`, when this trigger won its tick): the gate, the lock, then
-    the task function."""
-    reason = task.blocked_reason()
-    if reason:
-        return _record_skip(task.name, trigger, started, reason, tick, run=run, gated=True)
-    with task_lock(task.name, deadline_seconds=task.max_runtime_seconds) as lock:
-        if not lock:
-            reason = f"Skipped: another runner is already running {task.name} ({lock.holder})"
-            return _record_skip(task.name, trigger, started, reason, tick, run=run)
-        _close_abandoned_runs(task.name, lock.since, keep=run)
-        if run is None and tick is None:  # a manual run serves no tick: nothing to contend for
-            run = TaskRun.objects.create(
-                task=task.name, trigger=trigger, started_at=clock.now(), **_where()
-            )
-        elif run is None:  # the tick's earlier claim was a dead runner's, now closed
-            claim = claim_tick(task.name, trigger, tick, _where())
-            if not claim.won:
-                reason = served_reason(tick, claim.run)
-                return _record_skip(task.name, trigger, started, reason, tick)
-            run = claim.run
-        return _execute(task, trigger, started, options, run)
-
-
-def _execute(
-    task: registry.Task, trigger: str, started: float, options: dict[str, Any], run: TaskRun
-) -> RunOutcome:
-    """Call the task function under its deadline; the run is claimed and the task held."""
+    """Call the task function under its deadline (an HTTP run: within its budget, see
+    `budget.py`); the run is claimed and holds the task. Its lease is renewed while the
+    function runs, and no longer once the run's end is being written."""
     missed = _record_missed(task, run.tick) if run.tick is not None else 0
     log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
     notify_started(task, run)
+    budget = http_budget(trigger, started)
     try:
-        with deadline_of(task.max_runtime_seconds):
-            result = dict(task.func(**options))
+        with renewal, deadline_of(task.max_runtime_seconds, budget=budget), sigterm_raises():
+            result = run_within_budget(task.func, options)
         if missed:
             result["missedTicks"] = missed
     except Exception as exc:
         outcome = _failure(task.name, trigger, started, exc, run=run)
+    except BaseException as exc:  # the process is ending (interruptions.py): close the run
+        # and go on, without the observers: a heartbeat ping (up to its 5 s timeout) would
+        # outlast the second gunicorn leaves an aborted worker before SIGKILL.
+        _log(_failure(task.name, trigger, started, exc, run=run))
+        raise
     else:
-        message = task.describe(result)
+        message = task.describe(result) + budget_note(result)
         outcome = _finish(run, started, RunStatus.SUCCEEDED, result, message=message)
     notify_finished(outcome)
     return outcome
-
-
-def _current_tick(task: registry.Task, trigger: str, force: bool) -> datetime | None:
-    """The tick a scheduled trigger serves; None for a manual run."""
-    if force or trigger not in SCHEDULED_TRIGGERS:
-        return None
-    return task.cron_schedule.latest_tick(clock.now())
 
 
 MAX_MISSED_ROWS = 100  # the latest ticks get a row; the run's `missedTicks` has the count
@@ -225,38 +202,16 @@ def _record_missed(task: registry.Task, tick: datetime) -> int:
     return len(missed)
 
 
-def _past_deadline(task: registry.Task, tick: datetime | None) -> str:
+def _past_deadline(task: registry.Task, tick: datetime | None, now: datetime) -> str:
     """The skip reason when `<TASK>_STARTING_DEADLINE_SECONDS` passed since `tick`."""
     deadline = task.starting_deadline
-    if tick is None or deadline is None or clock.now() - tick <= deadline:
+    if tick is None or deadline is None or now - tick <= deadline:
         return ""
-    seconds = int(deadline.total_seconds())
+    seconds = shown_seconds(deadline.total_seconds())
     return (
-        f"Skipped: tick {tick_label(tick)} missed its starting deadline"
+        f"Skipped: tick {claims.tick_label(tick)} missed its starting deadline"
         f" ({task.name.upper()}_STARTING_DEADLINE_SECONDS={seconds})"
     )
-
-
-def _close_abandoned_runs(name: str, held_since: datetime, keep: TaskRun | None) -> None:
-    """Close as `failed` the runs of `name` left `running` by a process that died: they
-    started before this caller took the task, whose lock proves nobody else runs it.
-    Spared: this caller's own claim (`keep`) and another trigger's claim of a tick made
-    moments ago on its way to the lock, unless its process on this host is gone."""
-    now = clock.now()
-    candidates = TaskRun.objects.for_task(name).filter(
-        status=RunStatus.RUNNING, started_at__lt=held_since
-    )
-    if keep is not None:
-        candidates = candidates.exclude(pk=keep.pk)
-    here = host_name()
-    for run in candidates:
-        fresh_claim = run.tick is not None and now - run.started_at < CLAIM_GRACE
-        if fresh_claim and not (run.host == here and run.pid and not process_alive(run.pid)):
-            continue
-        run.status = RunStatus.FAILED
-        run.finished_at = now
-        run.error = RUNNER_STOPPED.format(host=run.host or "?", pid=run.pid or "?")
-        run.save(update_fields=["status", "finished_at", "error"])
 
 
 def _record_skip(
@@ -264,17 +219,26 @@ def _record_skip(
     trigger: str,
     started: float,
     reason: str,
+    *,
+    now: datetime,
     tick: datetime | None,
-    run: TaskRun | None = None,
     gated: bool = False,
 ) -> RunOutcome:
-    """Record a skip: a new row, or this trigger's claim of `tick` (which frees the tick
-    for a later trigger of it)."""
-    if run is None:
-        run = TaskRun.objects.create(
-            task=name, trigger=trigger, status=RunStatus.SKIPPED, tick=tick, **_where()
-        )
-    outcome = _finish(run, started, RunStatus.SKIPPED, {"reason": reason}, message=reason)
+    """Record a skip: one insert of its finished row (a redundant trigger's last
+    statement)."""
+    duration_ms = _elapsed_ms(started)
+    skip = TaskRun.objects.create(
+        task=name,
+        trigger=trigger,
+        status=RunStatus.SKIPPED,
+        started_at=now,
+        finished_at=now,
+        duration_ms=duration_ms,
+        result={"reason": reason},
+        tick=tick,
+        **_where(),
+    )
+    outcome = _outcome_of(skip, message=reason)
     outcome.result = {}
     outcome.gated = gated
     outcome.tick = tick
@@ -282,11 +246,12 @@ def _record_skip(
 
 
 def _failure(
-    name: str, trigger: str, started: float, exc: Exception, run: TaskRun | None
+    name: str, trigger: str, started: float, exc: BaseException, run: TaskRun | None
 ) -> RunOutcome:
     # Redacted once here, so no secret in an exception message reaches the run log, the
     # admin, an HTTP body or a log line.
     text = str(exc) if isinstance(exc, TaskFailed) else f"{type(exc).__name__}: {exc}"
+    text = interruption(exc) or text
     error = redact(text.strip().splitlines()[0]) + _migrate_hint(exc)
     result = exc.result if isinstance(exc, TaskFailed) else {}
     outcome = RunOutcome(
@@ -319,25 +284,31 @@ def _finish(
     error: str = "",
 ) -> RunOutcome:
     run.status = status
-    run.finished_at = clock.now()
     run.duration_ms = _elapsed_ms(started)
+    # On the clock its start was read from (the database's), not this host's.
+    run.finished_at = run.started_at + timedelta(milliseconds=run.duration_ms)
     run.result = dict(result)
     run.error = error
     run.save(update_fields=["status", "finished_at", "duration_ms", "result", "error"])
+    return _outcome_of(run, message=message)
+
+
+def _outcome_of(run: TaskRun, message: str = "") -> RunOutcome:
+    """The outcome a finished run row stands for."""
     return RunOutcome(
         task=run.task,
         trigger=run.trigger,
-        status=status,
+        status=run.status,
         message=message,
-        result=result,
-        error=error,
+        result=run.result,
+        error=run.error,
         run_id=run.pk,
         finished_at=run.finished_at,
         duration_ms=run.duration_ms,
     )
 
 
-def _migrate_hint(exc: Exception) -> str:
+def _migrate_hint(exc: BaseException) -> str:
     """A hint when the database lacks the run log's table (a fresh database)."""
     if not isinstance(exc, DatabaseError):
         return ""

@@ -3,6 +3,7 @@ schedule of a task checked before anything is written."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from maintenance.conf import task_setting
@@ -65,8 +66,10 @@ def dashed(task: Task) -> str:
 
 
 def seconds(task: Task) -> int:
-    """The task's `max_runtime` in whole seconds, for deadlines and timeouts."""
-    return max(1, int(task.max_runtime.total_seconds()))
+    """The task's deadline in force (`<TASK>_MAX_RUNTIME_SECONDS`, else its declared
+    `max_runtime`) in whole seconds, rounded up, for the schedulers' timeouts: the run
+    stops itself at its deadline, the scheduler's kill comes no sooner."""
+    return max(1, math.ceil(task.max_runtime_seconds))
 
 
 def without_endpoint(task: Task, format: str) -> str:

@@ -1,10 +1,10 @@
 """Kubernetes: one `batch/v1` CronJob per task, in one multi-document YAML stream.
 
-The cluster schedules and the task's lock keeps it single-flight, so no replica needs a
-scheduler of its own. Each CronJob runs `python manage.py <command> --trigger cron` in the
+The cluster schedules and the run's hold on its row keeps it single-flight, so no replica
+needs a scheduler of its own. Each CronJob runs `python manage.py <command> --trigger cron` in the
 app's image with its environment from a Secret and a ConfigMap; `Forbid` skips a tick
-while the previous run is still going, a tick started later than half the task's interval
-is dropped (the next one is near), a run is stopped after the task's `max_runtime`, and a
+while the previous run is still going, a tick started later than half the gap between two
+ticks is dropped (the next one is near), a run is stopped after the task's `max_runtime`, and a
 failed run is not retried (`backoffLimit: 0`): the next tick is the retry.
 """
 

@@ -11,6 +11,7 @@ expression, so the timer carries one `OnCalendar=` per day field and fires on th
 from __future__ import annotations
 
 import re
+from collections.abc import Set
 
 from maintenance.registry import Task
 from maintenance.schedules.base import (
@@ -72,22 +73,24 @@ def unit_file(*lines: tuple[str, str]) -> str:
 
 
 def on_calendar(schedule: CronSchedule) -> list[str]:
-    """`OnCalendar=` values that together fire exactly when the cron expression does."""
-    time = f"{component(schedule.hours, 0, 23)}:{component(schedule.minutes, 0, 59)}:00"
-    month = component(schedule.months, 1, 12)
+    """`OnCalendar=` values that together fire exactly when the cron expression does,
+    written from cronsim's parse of its fields (the sets of minutes, hours, ...)."""
+    fields = schedule.fields
+    time = f"{component(fields.hours, 0, 23)}:{component(fields.minutes, 0, 59)}:00"
+    month = component(fields.months, 1, 12)
 
-    def spec(days: frozenset[int], weekdays: frozenset[int]) -> str:
+    def spec(days: Set[int], weekdays: Set[int]) -> str:
         week = "" if weekdays == FULL_WEEK else weekday_list(weekdays) + " "
         return f"{week}*-{month}-{component(days, 1, 31)} {time} UTC"
 
     if not schedule.days_either:
-        return [spec(schedule.days, schedule.weekdays)]
+        return [spec(fields.days, schedule.weekdays)]
     if schedule.every_day_of_month or schedule.every_weekday:
         return [spec(FULL_DAYS, FULL_WEEK)]
-    return [spec(schedule.days, FULL_WEEK), spec(FULL_DAYS, schedule.weekdays)]
+    return [spec(fields.days, FULL_WEEK), spec(FULL_DAYS, schedule.weekdays)]
 
 
-def component(values: frozenset[int], low: int, high: int) -> str:
+def component(values: Set[int], low: int, high: int) -> str:
     """`*`, `00/10` (from 00 every 10 to the end), or a list of values and `a..b` ranges."""
     ordered = sorted(values)
     if ordered == list(range(low, high + 1)):
@@ -100,7 +103,7 @@ def component(values: frozenset[int], low: int, high: int) -> str:
     return ",".join(f"{a:02d}" if a == b else f"{a:02d}..{b:02d}" for a, b in runs(ordered))
 
 
-def weekday_list(weekdays: frozenset[int]) -> str:
+def weekday_list(weekdays: Set[int]) -> str:
     """`Mon..Fri`, `Sat..Sun`, `Mon,Wed`: names in systemd's Monday-first order."""
     positions = [i for i, day in enumerate(SYSTEMD_WEEK_ORDER) if day in weekdays]
     names = [WEEKDAYS[day] for day in SYSTEMD_WEEK_ORDER]

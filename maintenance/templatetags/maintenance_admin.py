@@ -13,8 +13,10 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from maintenance import registry
+from maintenance.admin.permissions import PAUSE_TASK, RUN_TASK
 from maintenance.isotime import iso_utc
-from maintenance.observe.status import duration_text, maintenance_status
+from maintenance.logs.control_chars import escape_controls
+from maintenance.observe.status import duration_text, maintenance_status, status_now
 from maintenance.observe.ticks import STRIP_TICKS, Tick, latest_ticks
 from maintenance.runs.pauses import DURATION_CHOICES
 
@@ -38,7 +40,8 @@ def task_summary(context: template.Context) -> dict[str, Any]:
         "status": status,
         "rows": [task_row(task) for task in tasks],
         "paused_count": sum(1 for task in tasks if task["paused"]),
-        "can_pause": bool(user and user.has_perm("maintenance.change_taskpause")),
+        "can_run": bool(user and user.has_perm(RUN_TASK)),
+        "can_pause": bool(user and user.has_perm(PAUSE_TASK)),
         "durations": DURATION_CHOICES,
         "csrf_token": context.get("csrf_token"),
         "request": request,
@@ -65,7 +68,7 @@ def task_row(task: dict[str, Any]) -> dict[str, Any]:
         "task": task,
         "state": state,
         "state_class": state.replace(" ", "-"),
-        "detail": detail,
+        "detail": escape_controls(detail),
         "warning": task.get("warning"),
     }
 
@@ -103,7 +106,7 @@ def _parse(iso: str | None) -> datetime | None:
 @register.inclusion_tag("maintenance/tick_strips.html")
 def tick_strips() -> dict[str, Any]:
     """One row per task on the run log: its latest ticks as coloured cells, oldest first."""
-    now = timezone.now()
+    now = status_now()
     rows = [
         {"task": task.name, "ticks": [tick_cell(t) for t in latest_ticks(task, now)]}
         for task in registry.all_tasks()

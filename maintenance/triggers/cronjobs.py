@@ -4,6 +4,9 @@
 setting only once the apps are loaded (`crontab add|show|remove|run`), and then this
 sequence lists one job per declared task on the schedule in force (`<TASK>_CRON`). This
 module imports nothing of the project at import time: settings import it.
+
+The texts settings put into the lines (`CRONTAB_COMMAND_PREFIX`, the log file of the
+suffix) go through `maintenance.schedules.cron.cron_escaped` first.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ It is started by `pluggedin/wsgi.py` and `pluggedin/asgi.py`, which only serving
 processes import (runserver imports them in its serving child, never in the autoreloader
 parent; gunicorn and uvicorn in each worker), so `migrate`, `shell` and other commands
 never start it. With IN_PROCESS_SCHEDULER=false (the test settings set it) it does not start.
+
+A bug that escapes the loop does not end the thread: it logs the error and starts the loop
+again after a backoff (1 s, doubling, at most 60 s), and status shows the restarts and
+the last error (`scheduler_health.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from datetime import datetime, timedelta
 
 from django.db import connections
@@ -25,8 +30,7 @@ from django.db import connections
 from maintenance import registry
 from maintenance.checks import configuration_error
 from maintenance.conf import maintenance_settings
-from maintenance.models import Trigger
-from maintenance.observe.log_events import (
+from maintenance.logs.log_events import (
     SCHEDULER_CRASHED,
     SCHEDULER_DISABLED,
     SCHEDULER_ERROR,
@@ -36,6 +40,9 @@ from maintenance.observe.log_events import (
     SCHEDULER_STOPPED,
     log_event,
 )
+from maintenance.models import Trigger
+from maintenance.observe import scheduler_health
+from maintenance.observe.scheduler_health import SchedulerHealth
 from maintenance.runs import clock
 from maintenance.runs.runner import run_task
 
@@ -46,6 +53,13 @@ RETRY_AFTER_ERROR = timedelta(seconds=60)  # the run log itself was unreachable
 SHUTDOWN_TIMEOUT_SECONDS = 10.0  # let a run in progress record its outcome
 FORK_WAIT_SECONDS = 10.0  # how long a fork waits for the scheduler's step in progress
 THREAD_NAME = "maintenance-scheduler"
+FIRST_RESTART_DELAY_SECONDS = 1.0  # after a crash of the loop; doubles while it keeps crashing
+MAX_RESTART_DELAY_SECONDS = 60.0  # also how long a loop must run for its crashes to be forgotten
+
+
+def restart_delay(crashes: int) -> float:
+    """Seconds to wait before restarting a loop that crashed `crashes` times in a row."""
+    return min(FIRST_RESTART_DELAY_SECONDS * 2 ** min(crashes - 1, 16), MAX_RESTART_DELAY_SECONDS)
 
 
 class Scheduler:
@@ -57,6 +71,7 @@ class Scheduler:
         self.due: dict[str, datetime] = {}
         self.thread: threading.Thread | None = None
         self.busy = threading.RLock()  # held while a step runs; see `_hold_for_fork`
+        self.health = SchedulerHealth()
 
     def describe(self) -> str:
         """The tasks and their schedules, for the start-up line."""
@@ -64,8 +79,8 @@ class Scheduler:
 
     def run_forever(self) -> None:
         """Run until `stop()`: the startup pass first, then each task when it falls due.
-        Refused settings (an interval of 0 or less would run a task in a tight loop) stop
-        it before the first run, with one line."""
+        Refused settings (a schedule that never fires, a retired interval) stop it before
+        the first run, with one line."""
         with self.busy:
             if refused_settings():
                 return
@@ -128,14 +143,38 @@ class Scheduler:
         return task.cron_schedule.next_tick(now)
 
     def start_thread(self) -> None:
-        self.thread = threading.Thread(target=self._run_logged, name=THREAD_NAME, daemon=True)
+        self.thread = threading.Thread(target=self.run_supervised, name=THREAD_NAME, daemon=True)
+        self.health.thread = self.thread
         self.thread.start()
 
-    def _run_logged(self) -> None:
-        try:
-            self.run_forever()
-        except Exception:  # a bug in the loop itself: say so loudly rather than vanish
-            log_event(logger, logging.ERROR, SCHEDULER_CRASHED, pid=os.getpid(), exc_info=True)
+    def run_supervised(self) -> None:
+        """`run_forever`, started again whenever a bug in the loop itself raises: a thread
+        that died would leave this process without a scheduler and nobody would notice.
+        Each crash is logged with its traceback and counted; the restart waits a backoff
+        so a loop that fails at once does not spin."""
+        crashes = 0
+        while not self.stop_event.is_set():
+            began = time.monotonic()
+            try:
+                self.run_forever()
+                return
+            except Exception as exc:
+                # A loop that ran a good while before crashing starts the backoff afresh.
+                ran_long = time.monotonic() - began > MAX_RESTART_DELAY_SECONDS
+                crashes = 1 if ran_long else crashes + 1
+                delay = self._crashed(exc, crashes)
+            if self.stop_event.wait(delay):
+                return
+            self.health.restarted()
+
+    def _crashed(self, exc: Exception, crashes: int) -> float:
+        """Record and log the crash (inside its `except`, for the traceback); return how
+        long to wait before the restart."""
+        delay = restart_delay(crashes)
+        self.health.crashed(exc)
+        fields = {"pid": os.getpid(), "restart_in": f"{delay:g}s", "restarts": self.health.restarts}
+        log_event(logger, logging.ERROR, SCHEDULER_CRASHED, exc_info=True, **fields)
+        return delay
 
     def stop(self, timeout: float = SHUTDOWN_TIMEOUT_SECONDS) -> None:
         self.stop_event.set()
@@ -167,7 +206,7 @@ def start_in_process() -> Scheduler | None:
 
     Forking a process that runs it (gunicorn --preload imports the application in the
     master) starts a fresh one in the child, as threads do not survive a fork; the
-    master's own keeps running, and the run log keeps them all to one run per interval.
+    master's own keeps running, and the run log keeps them all to one run per tick.
     """
     global _running
     reason = disabled_reason()
@@ -180,6 +219,7 @@ def start_in_process() -> Scheduler | None:
         if _running is None:
             _running = Scheduler()
             _running.start_thread()
+            scheduler_health.watch(_running.health)
             atexit.register(_running.stop)
         return _running
 

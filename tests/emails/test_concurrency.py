@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from django.db import connections
@@ -14,15 +15,18 @@ from emails.models import ScheduledEmail
 from emails.outbox import claims, process_scheduled_emails
 from maintenance.runs.runner import run_task
 from tests.factories import make_due, statuses
-from tests.processes import manage
+from tests.processes import StartLine, first_query
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
-def in_thread(target, results: list, start: threading.Barrier) -> threading.Thread:
+def in_thread(target, results: list, start: Callable[[], object]) -> threading.Thread:
+    """Run `target` in a thread that connects, waits for `start` to return, then fires."""
+
     def body():
         try:
-            start.wait()
+            first_query()
+            start()
             results.append(target())
         finally:
             connections.close_all()
@@ -33,21 +37,27 @@ def in_thread(target, results: list, start: threading.Barrier) -> threading.Thre
 
 
 def test_four_runners_together_send_each_email_exactly_once(
-    transactional_db, smtp_server, settings, auth_header
+    transactional_db, smtp_server, settings, auth_header, tmp_path
 ):
+    """Two commands, an HTTP trigger and the scheduler, all connected, released at once."""
     settings.CLOUD_DEPLOY = True
     make_due(2000)
     env = {"CLOUD_DEPLOY": "true", "EMAIL_URL": smtp_server.url}
-    start = threading.Barrier(2)
+    start = StartLine(tmp_path)
     results: list = []
 
-    commands = [manage("process_scheduled_emails", "--json", **env) for _ in range(2)]
+    commands = [start.manage("process_scheduled_emails", "--json", **env) for _ in range(2)]
+    start.thread_party()
     http = in_thread(
         lambda: Client().post("/api/emails/process-scheduled", **auth_header).json(),
         results,
-        start,
+        start.wait,
     )
-    scheduler = in_thread(lambda: run_task("scheduled_emails", "scheduler").body(), results, start)
+    start.thread_party()
+    scheduler = in_thread(
+        lambda: run_task("scheduled_emails", "scheduler").body(), results, start.wait
+    )
+    start.release()
     for command in commands:
         stdout, stderr = command.communicate(timeout=300)
         assert command.returncode == 0, stderr
@@ -72,7 +82,7 @@ def test_the_claim_alone_keeps_runners_apart_without_the_task_lock(
     start = threading.Barrier(6)
     results: list = []
 
-    threads = [in_thread(process_scheduled_emails, results, start) for _ in range(6)]
+    threads = [in_thread(process_scheduled_emails, results, start.wait) for _ in range(6)]
     for thread in threads:
         thread.join()
 
@@ -95,7 +105,7 @@ def test_concurrent_claims_are_disjoint(transactional_db):
             taken.extend(email.pk for email in batch)
         return taken
 
-    threads = [in_thread(claim_all, results, start) for _ in range(8)]
+    threads = [in_thread(claim_all, results, start.wait) for _ in range(8)]
     for thread in threads:
         thread.join()
 

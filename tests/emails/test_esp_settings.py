@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from maintenance.observe.redaction import RedactSecretsFilter
+from maintenance.logs.redaction import RedactSecretsFilter
 from tests.processes import run_manage
 
 SHOW = (

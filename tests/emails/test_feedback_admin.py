@@ -3,12 +3,14 @@ with a reason), the stored ESP events (read-only), and the preview of each email
 
 import html
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 
-from emails.models import EmailEvent, EmailSuppression, ScheduledEmail
+from emails.models import EmailEvent, EmailPreference, EmailSuppression, ScheduledEmail
 from emails.outbox.suppression import suppress
 
 pytestmark = pytest.mark.django_db
@@ -155,6 +157,25 @@ def test_preview_renders_each_email_for_the_chosen_user(admin_client, ann, email
     assert "O&#x27;Brien" in html.unescape(srcdoc) or "O&#39;Brien" in html.unescape(srcdoc)
     assert "<Sons>" not in page
     assert list(ScheduledEmail.objects.values_list("pk", "status")) == before  # nothing sent
+
+
+def test_the_preview_gives_no_working_unsubscribe_link_even_to_a_viewer(client, ann):
+    """Anyone holding a user's real link can opt them out: a staff member who may only
+    view emails gets an example link that unsubscribes nobody."""
+    viewer = get_user_model().objects.create_user("viewer", "v@example.test", "pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_scheduledemail"))
+    client.force_login(viewer)
+
+    response = client.get(PREVIEW, {"user": "ann", "email_type": "welcome"})
+    page = html.unescape(html.unescape(response.content.decode()))  # srcdoc is escaped twice
+    links = set(re.findall(r"https?://[^\s\"'<>]*/emails/unsubscribe/[^\s\"'<>]+", page))
+
+    assert response.status_code == 200
+    assert links
+    for link in links:
+        assert client.post(urlsplit(link).path).status_code == 400  # "Invalid unsubscribe link"
+    assert not EmailPreference.objects.filter(user=ann, onboarding_opt_out=True).exists()
+    assert ScheduledEmail.objects.filter(user=ann, status="pending").count() == 3
 
 
 def test_preview_finds_users_by_id_or_username_and_says_when_none(admin_client, ann):

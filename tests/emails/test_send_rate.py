@@ -12,7 +12,7 @@ from django.db import connections
 
 from emails.outbox import process_scheduled_emails
 from tests.factories import make_due, statuses
-from tests.processes import manage
+from tests.processes import StartLine
 from tests.smtp_server import Recorder, serve
 
 
@@ -53,9 +53,12 @@ SERVICE = (
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_four_concurrent_runners_together_keep_to_the_rate(transactional_db, clocked_server):
-    """Four processes each call the sending service directly (no task lock in front, as
-    if sending ran in parallel): together they stay within the rate and use it."""
+def test_four_concurrent_runners_together_keep_to_the_rate(
+    transactional_db, clocked_server, tmp_path
+):
+    """Four processes each call the sending service directly (no run claim in front, as
+    if sending ran in parallel), connected and released at one instant: together they
+    stay within the rate and use it."""
     rate = 20
     make_due(160)
     env = {"EMAIL_URL": clocked_server.url, "EMAIL_SEND_RATE": str(rate), "LOG_LEVEL": "ERROR"}
@@ -63,7 +66,9 @@ def test_four_concurrent_runners_together_keep_to_the_rate(transactional_db, clo
     # (lanes sharing the rate: tests/emails/test_lanes.py)
     env["SCHEDULED_EMAILS_CONNECTIONS"] = "1"
 
-    runners = [manage("shell", "-c", SERVICE, **env) for _ in range(4)]
+    start = StartLine(tmp_path)
+    runners = [start.manage("shell", "-c", SERVICE, **env) for _ in range(4)]
+    start.release()
     results = []
     for runner in runners:
         stdout, stderr = runner.communicate(timeout=120)

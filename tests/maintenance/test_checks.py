@@ -71,7 +71,6 @@ def test_every_check_has_an_id_and_a_hint():
     for module, name in [
         (security_checks, "W001"),
         (security_checks, "W002"),
-        (email_checks, "W003"),
         (email_checks, "W004"),
         (crontab_checks, "W005"),
     ]:

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+import oauth.models
 from maintenance.models import TaskRun
 from oauth.models import PKCEState
 from tests.factories import make_state, state_row
@@ -112,12 +113,13 @@ def test_help_says_it_is_safe_for_cron():
 
 
 def test_expired_only_by_a_microsecond_is_deleted_and_future_is_kept(monkeypatch):
-    """The command's clock is pinned, so the rows sit exactly around its cutoff: expired a
-    microsecond ago goes, expiring at this very instant or a microsecond later stays."""
+    """The cleanup's cutoff (the database's clock, read once) is pinned, so the rows sit
+    exactly around it: expired a microsecond ago goes, expiring at this very instant or a
+    microsecond later stays."""
     now = timezone.now()
     for name, delta in [("p", -1), ("e", 0), ("f", 1)]:
         state_row(name * 43, now + timedelta(microseconds=delta)).save(force_insert=True)
-    monkeypatch.setattr(timezone, "now", lambda: now)
+    monkeypatch.setattr(oauth.models, "database_now", lambda using: now)
 
     call_command("cleanup_pkce", stdout=io.StringIO())
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db import connection
 
 from maintenance import registry
@@ -163,6 +165,78 @@ def test_crontab_add_show_remove_leave_other_lines_alone(throwaway_crontab, tmp_
     assert installed("root") == root_before, "root's crontab is never touched"
 
 
+def test_a_percent_sign_reaches_the_crontab_escaped(throwaway_crontab, tmp_path):
+    """Cron turns a bare `%` into a newline and feeds the rest to stdin: `crontab add`
+    writes each one as `\\%`, which cron hands the shell as `%`."""
+    log = tmp_path / "logs" / "cron-%d.log"
+    env = crontab_env(
+        throwaway_crontab, CRON_LOG_FILE=str(log), CRONTAB_COMMAND_PREFIX="RUN_TAG=100%"
+    )
+
+    manage_crontab("add", env)
+
+    ours = [line for line in installed(throwaway_crontab).splitlines() if "crontab run" in line]
+    assert len(ours) == len(declared_schedules())
+    for line in ours:
+        assert line.split(" 2>&1 ")[0].endswith(f">> {str(log).replace('%', chr(92) + '%')}")
+        assert f"RUN_TAG=100\\% {PYTHON}" in line
+        assert line.count("%") == line.count("\\%") == 2
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CRON_SECRET", "cron-secret-for-the-prefix-test-0123456789"),
+        ("CRON_SECRET", "abc123"),  # short (W002 warns), still a secret
+        ("METRICS_TOKEN", "metrics-token-for-the-prefix-test-012345"),
+        ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ],
+)
+def test_a_prefix_holding_a_secret_is_refused_by_name_and_installs_nothing(
+    throwaway_crontab, variable, value
+):
+    env = crontab_env(
+        throwaway_crontab, **{variable: value, "CRONTAB_COMMAND_PREFIX": f"{variable}={value}"}
+    )
+
+    added = subprocess.run(
+        [PYTHON, MANAGE, "crontab", "add"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+    assert added.returncode != 0
+    printed = added.stdout + added.stderr
+    assert f"maintenance.E201) CRONTAB_COMMAND_PREFIX holds the value of {variable}" in printed
+    assert value not in printed
+    assert installed(throwaway_crontab) == ""
+
+
+def test_the_secrets_a_prefix_must_not_hold_include_urls_and_rotated_keys(settings, monkeypatch):
+    """The database and email passwords, the webhook password alone, a rotated-out
+    SECRET_KEY and the Sentry DSN each make `manage.py check` refuse, by name."""
+    monkeypatch.setitem(settings.DATABASES["default"], "PASSWORD", "db-password-0123")
+    settings.EMAIL_HOST_PASSWORD = "smtp-password-0123"
+    settings.ANYMAIL = {"WEBHOOK_SECRET": "hooks:webhook-password-0123"}
+    settings.SECRET_KEY_FALLBACKS = ["old-secret-key-0123456789"]
+    settings.SENTRY_DSN = "https://public0123@o1.ingest.sentry.io/42"
+    settings.CRONTAB_COMMAND_PREFIX = (
+        "A=db-password-0123 B=smtp-password-0123 C=webhook-password-0123 "
+        "D=old-secret-key-0123456789 E=https://public0123@o1.ingest.sentry.io/42"
+    )
+
+    with pytest.raises(SystemCheckError) as refused:
+        call_command("check")
+
+    message = str(refused.value)
+    assert (
+        "CRONTAB_COMMAND_PREFIX holds the value of ANYMAIL_WEBHOOK_SECRET, DATABASE_URL, "
+        "EMAIL_URL, SECRET_KEY_FALLBACKS, SENTRY_DSN:"
+    ) in message
+    assert "0123" not in message
+
+    settings.CRONTAB_COMMAND_PREFIX = "PLUGGEDIN_ENV_FILE=/etc/pluggedin.env"
+    call_command("check")
+
+
 # --- End to end: a cron daemon runs the entries ---------------------------------------
 
 # In its own mount namespace the daemon sees an empty /etc/crontab and /etc/cron.d and a
@@ -281,9 +355,10 @@ def test_cron_daemon_runs_the_entries_and_a_failure_shows_as_failed(
 ):
     """Every-minute entries installed from an env file that points at the test database:
     within about a minute cron records a succeeded pkce_cleanup run and a failed
-    oauth_session_cleanup run (its table is gone), and both land in the log file."""
+    oauth_session_cleanup run (its table is gone), and both land in the log file, whose
+    name holds a `%` (cron would end the command there if the line left it bare)."""
     root_before = installed("root")
-    log = private_cron.user_file("cron.log")
+    log = private_cron.user_file("cron-%d.log")
     env_file = private_cron.user_file(
         "cron.env",
         "\n".join(

@@ -65,15 +65,43 @@ def test_a_run_carries_the_deadline_in_force(settings, isolated_registry):
 def test_the_lease_is_not_renewed_past_the_deadline_and_its_grace(settings, monkeypatch):
     from datetime import timedelta
 
-    from maintenance.models import TaskLock
-    from maintenance.runs import locks
+    from django.db.models.functions import Now
+
+    from maintenance.models import TaskRun
+    from maintenance.runs import leases
+    from tests.factories import held_by
 
     settings.MAINTENANCE_LOCK_LEASE_SECONDS = 0.3
-    monkeypatch.setattr(locks, "DEADLINE_GRACE", timedelta(seconds=0.1))
-    with locks.task_lock("demo", deadline_seconds=0.1) as claim:
-        time.sleep(0.6)  # several renewals
-        lock = TaskLock.objects.get(task="demo")
-    assert lock.expires_at == claim.since + timedelta(seconds=0.2)
+    monkeypatch.setattr(leases, "DEADLINE_GRACE", timedelta(seconds=0.1))
+    claimed = time.monotonic()
+    run = held_by("demo", "web-1", 1, lease=timedelta(seconds=0.2))
+    renewals = []
+    with leases.Renewal(run.pk, "demo", claimed, leases.hold_limit(0.1)):
+        for _ in range(6):  # several renewal periods
+            time.sleep(0.1)
+            renewals.append(TaskRun.objects.get(pk=run.pk).lease_expires_at)
+    lapsed = TaskRun.objects.filter(pk=run.pk, lease_expires_at__lt=Now()).exists()
+
+    # claimed at most as late as the lease began: no renewal reaches past its limit
+    assert max(renewals) <= run.lease_expires_at + timedelta(milliseconds=20)
+    assert lapsed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lease_is_renewed_while_the_run_is_inside_its_deadline(settings):
+    from datetime import timedelta
+
+    from maintenance.models import TaskRun
+    from maintenance.runs import leases
+    from tests.factories import held_by
+
+    settings.MAINTENANCE_LOCK_LEASE_SECONDS = 0.3
+    run = held_by("demo", "web-1", 1, lease=timedelta(seconds=0.3))
+    with leases.Renewal(run.pk, "demo", time.monotonic(), leases.hold_limit(60)):
+        time.sleep(0.5)
+        renewed = TaskRun.objects.get(pk=run.pk).lease_expires_at
+
+    assert renewed > run.lease_expires_at
 
 
 def _expired_pkce_rows(count: int) -> list[str]:
@@ -155,7 +183,8 @@ def _cancel_the_purge_waiting_on_a_lock(cancelled: list[bool]) -> None:
         for _ in range(200):
             row = dba.execute(
                 "SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
-                " WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM%'"
+                " WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE '%DELETE FROM%'"
             ).fetchone()
             if row:
                 cancelled.append(row[0])

@@ -5,7 +5,7 @@ import logging
 
 from maintenance.conf import declared_settings
 from maintenance.envfile import cron_variables, shell_only_variables
-from maintenance.observe.redaction import RedactSecretsFilter
+from maintenance.logs.redaction import RedactSecretsFilter
 
 TOKEN = "metrics-token-0123456789"
 

@@ -19,43 +19,48 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from maintenance.models import TaskLock, TaskRun
+from maintenance.models import TaskRun
 from maintenance.observe.status import maintenance_status
 from maintenance.runs import runner
-from maintenance.runs.locks import task_lock
 from oauth.models import PKCEState
 from tests.assertions import assert_skipped_body
-from tests.factories import fake_task, make_state
-from tests.processes import manage, wait_for
+from tests.factories import fake_task, held_by, make_state
+from tests.processes import StartLine, manage, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_second_holder_is_refused_until_the_first_releases():
-    results: dict[str, bool] = {}
-    held = threading.Event()
-    release = threading.Event()
+@contextmanager
+def a_run_in_progress(registry, trigger: str) -> Iterator[list]:
+    """Task `demo` running in a thread for the block; its outcome, once it ends."""
+    started, finish = threading.Event(), threading.Event()
 
-    def first() -> None:
-        with task_lock("demo") as claim:
-            results["first"] = bool(claim)
-            held.set()
-            release.wait(10)
-        connection.close()
+    def long_run(**options):
+        started.set()
+        finish.wait(30)
+        return {"count": 1}
 
-    thread = threading.Thread(target=first)
-    thread.start()
-    assert held.wait(10)
-    with task_lock("demo") as claim:
-        results["second"] = bool(claim)
-        holder = claim.holder
-    release.set()
-    thread.join()
-    with task_lock("demo") as claim:
-        results["after"] = bool(claim)
+    registry.register(fake_task("demo", long_run))
+    outcomes: list = []
+    first = threading.Thread(
+        target=lambda: (outcomes.append(runner.run_task("demo", trigger)), connection.close())
+    )
+    first.start()
+    try:
+        assert started.wait(30)
+        yield outcomes
+    finally:
+        finish.set()
+        first.join(30)
 
-    assert results == {"first": True, "second": False, "after": True}
-    assert f"host {socket.gethostname()}, pid {os.getpid()}, since " in holder
+
+def test_a_second_run_is_refused_while_the_first_holds_the_task(isolated_registry):
+    with a_run_in_progress(isolated_registry, "command") as outcomes:
+        second = runner.run_task("demo", "command")
+    after = runner.run_task("demo", "command")
+
+    assert [o.status for o in (*outcomes, second, after)] == ["succeeded", "skipped", "succeeded"]
+    assert f"(host {socket.gethostname()}, pid {os.getpid()}, since " in second.message
 
 
 def test_a_finished_run_leaves_no_lock_and_the_next_run_is_not_skipped(isolated_registry):
@@ -63,7 +68,7 @@ def test_a_finished_run_leaves_no_lock_and_the_next_run_is_not_skipped(isolated_
     outcomes = [runner.run_task("demo", "command") for _ in range(3)]
 
     assert [o.status for o in outcomes] == ["succeeded"] * 3
-    assert not TaskLock.objects.exists()
+    assert not running_rows()
     assert _advisory_locks() == 0
 
 
@@ -74,49 +79,29 @@ def test_a_failed_run_leaves_no_lock(isolated_registry):
     isolated_registry.register(fake_task("demo", broken))
     assert runner.run_task("demo", "command").status == "failed"
 
-    assert not TaskLock.objects.exists()
+    assert not running_rows()
     assert runner.run_task("demo", "command").status == "failed"  # ran again, not skipped
 
 
 def test_the_lease_is_renewed_while_the_run_lives(isolated_registry, settings):
     """A run longer than the lease keeps the task: its lease is renewed, not lapsed."""
     settings.MAINTENANCE_LOCK_LEASE_SECONDS = 1
-    started, finish = threading.Event(), threading.Event()
-
-    def long_run(**options):
-        started.set()
-        finish.wait(30)
-        return {"count": 1}
-
-    isolated_registry.register(fake_task("demo", long_run))
-    first = threading.Thread(target=lambda: (runner.run_task("demo", "http"), connection.close()))
-    first.start()
-    try:
-        assert started.wait(30)
+    with a_run_in_progress(isolated_registry, "http"):
         time.sleep(2.5)  # more than twice the lease
         second = runner.run_task("demo", "command")
-    finally:
-        finish.set()
-        first.join(30)
 
     assert second.skipped
     assert f"pid {os.getpid()}" in second.message
     assert sorted(TaskRun.objects.values_list("status", flat=True)) == ["skipped", "succeeded"]
-    assert not TaskLock.objects.exists()
+    assert not running_rows()
 
 
 def test_a_lapsed_lease_is_taken_over_and_its_run_closed_as_failed(isolated_registry):
-    """A runner that died left its lease and a `running` run: once the lease has lapsed,
-    the next run takes the task, and closes the dead run as failed."""
+    """A runner that died left its `running` run: once its lease has run out, the next
+    run takes the task, and closes the dead run as failed."""
     isolated_registry.register(fake_task("demo"))
     long_ago = timezone.now() - timedelta(minutes=5)
-    dead = TaskRun.objects.create(
-        task="demo", trigger="cron", started_at=long_ago, host="web-9", pid=4242
-    )
-    TaskLock.objects.create(
-        task="demo", owner="gone", host="web-9", pid=4242, acquired_at=long_ago,
-        expires_at=long_ago + timedelta(seconds=60),
-    )  # fmt: skip
+    dead = held_by("demo", "web-9", 4242, lease=-timedelta(minutes=4), started_at=long_ago)
     abandoned = maintenance_status()["tasks"]["demo"]["abandonedRuns"]
 
     outcome = runner.run_task("demo", "command")
@@ -129,22 +114,40 @@ def test_a_lapsed_lease_is_taken_over_and_its_run_closed_as_failed(isolated_regi
     assert "web-9" in dead.error and "4242" in dead.error
     assert dead.finished_at is not None
     assert maintenance_status()["tasks"]["demo"]["abandonedRuns"] == []
-    assert not TaskLock.objects.exists()
+    assert not running_rows()
 
 
 def test_a_live_lease_is_not_taken_and_the_skip_names_its_holder(isolated_registry):
     isolated_registry.register(fake_task("demo"))
-    since = timezone.now() - timedelta(seconds=30)
-    TaskLock.objects.create(
-        task="demo", owner="other", host="worker-3", pid=777, acquired_at=since,
-        expires_at=timezone.now() + timedelta(seconds=30),
-    )  # fmt: skip
+    holder = held_by("demo", "worker-3", 777, lease=timedelta(seconds=30))
 
     outcome = runner.run_task("demo", "command")
 
     assert outcome.skipped and outcome.success
     assert "host worker-3, pid 777, since " in outcome.message
-    assert TaskLock.objects.get().owner == "other"
+    assert list(running_rows()) == [holder]
+
+
+def test_a_killed_runner_on_another_host_is_freed_when_its_lease_ends_not_before(
+    isolated_registry,
+):
+    """Another host's pid cannot be checked from here: its lease (on the database's
+    clock) decides."""
+    isolated_registry.register(fake_task("demo"))
+    killed = held_by("demo", "web-9", 4242, lease=timedelta(seconds=3))
+
+    before = runner.run_task("demo", "command")
+    assert wait_for(lambda: TaskRun.objects.filter(pk=killed.pk).lapsed().exists(), 10)
+    after = runner.run_task("demo", "command")
+
+    assert before.skipped and "host web-9, pid 4242" in before.message
+    assert after.status == "succeeded"
+    killed.refresh_from_db()
+    assert killed.status == "failed" and killed.error.startswith("Runner stopped")
+
+
+def running_rows():
+    return TaskRun.objects.filter(status="running")
 
 
 def _pg_conninfo() -> str:
@@ -156,19 +159,27 @@ def _pg_conninfo() -> str:
 
 
 @contextmanager
-def runner_stuck_in_its_delete(**env: str) -> Iterator[subprocess.Popen]:
-    """A `cleanup_pkce` process holding the task lock, kept inside its DELETE by a table
-    lock that another connection holds until the block ends."""
+def pkce_table_locked() -> Iterator[None]:
+    """Another connection holds a table lock on the PKCE states for the block, so a
+    cleanup that reaches its DELETE waits there until the block ends."""
     blocker = psycopg.connect(_pg_conninfo(), autocommit=True)
     blocker.execute("BEGIN")
     blocker.execute("LOCK TABLE oauth_pkce_states IN EXCLUSIVE MODE")
     try:
-        runner = manage("cleanup_pkce", "--json", **env)
-        assert wait_for(_delete_waiting, timeout=60), "the runner never reached its DELETE"
-        yield runner
+        yield
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
+
+
+@contextmanager
+def runner_stuck_in_its_delete(**env: str) -> Iterator[subprocess.Popen]:
+    """A `cleanup_pkce` process holding the task, kept inside its DELETE by a table
+    lock that another connection holds until the block ends."""
+    with pkce_table_locked():
+        runner = manage("cleanup_pkce", "--json", **env)
+        assert wait_for(_delete_waiting, timeout=60), "the runner never reached its DELETE"
+        yield runner
 
 
 def _delete_waiting() -> int | None:
@@ -195,25 +206,33 @@ def _advisory_locks() -> int:
 
 
 @pytest.mark.postgres
-def test_two_runners_started_together_one_deletes_the_other_skips():
+def test_runners_released_together_one_deletes_the_others_skip(tmp_path):
+    """Three `cleanup_pkce` processes, connected, then released at one instant: one takes
+    the task and waits in its DELETE (a table lock holds it there) while the other two
+    answer that it is running; then it deletes."""
     make_state("a", expired=True)
     make_state("b", expired=False)
-    with runner_stuck_in_its_delete() as first:
-        second = manage("cleanup_pkce", "--json")
-        second_out, second_err = second.communicate(timeout=60)
-    first_out, first_err = first.communicate(timeout=60)
+    start = StartLine(tmp_path)
+    runners = [start.manage("cleanup_pkce", "--json") for _ in range(3)]
+    with pkce_table_locked():
+        start.release()
+        wait_for(lambda: sum(r.poll() is not None for r in runners) >= 2, timeout=30)
+    answers = [(r.pid, *r.communicate(timeout=60), r.returncode) for r in runners]
 
-    assert first.returncode == 0, first_err
-    assert second.returncode == 0, second_err
-    first_body, second_body = json.loads(first_out), json.loads(second_out)
-    assert first_body["deletedCount"] == 1
-    skipped = TaskRun.objects.get(pk=second_body["runId"])
-    assert_skipped_body(second_body, skipped, success=True, says=f"pid {first.pid}")
-    assert "deletedCount" not in second_body
+    assert [code for *_, code in answers] == [0, 0, 0], answers
+    bodies = {pid: json.loads(out) for pid, out, _err, _code in answers}
+    deleted = [pid for pid, body in bodies.items() if "skipped" not in body]
+    assert len(deleted) == 1, bodies
+    (winner,) = deleted
+    assert bodies[winner]["deletedCount"] == 1
+    for pid, body in bodies.items():
+        if pid != winner:
+            skipped = TaskRun.objects.get(pk=body["runId"])
+            assert_skipped_body(body, skipped, success=True, says=f"pid {winner}")
     assert PKCEState.objects.count() == 1
     statuses = sorted(TaskRun.objects.values_list("status", flat=True))
-    assert statuses == ["skipped", "succeeded"]
-    assert not TaskLock.objects.exists()
+    assert statuses == ["skipped", "skipped", "succeeded"]
+    assert not running_rows()
     assert _advisory_locks() == 0
 
 
@@ -235,7 +254,7 @@ def test_a_killed_runner_on_this_host_frees_its_task_at_once():
     doomed_run.refresh_from_db()
     assert doomed_run.status == "failed"
     assert doomed_run.error.startswith("Runner stopped")
-    assert not TaskLock.objects.exists()
+    assert list(running_rows()) == []
 
 
 @pytest.mark.postgres
@@ -251,7 +270,7 @@ def test_a_terminated_backend_leaves_its_own_error_in_the_run_log():
     assert run.status == "failed"
     assert "terminating connection due to administrator command" in run.error, run.error
     assert "connection is closed" not in run.error
-    assert not TaskLock.objects.exists()
+    assert not running_rows()
     assert runner.run_task("pkce_cleanup", "command").status == "succeeded"
 
 
@@ -261,10 +280,7 @@ def test_skips_behind_a_stuck_holder_do_not_look_healthy(isolated_registry):
     isolated_registry.register(fake_task("demo", cron="* * * * *"))
     long_ago = timezone.now() - timedelta(minutes=10)
     TaskRun.objects.create(task="demo", trigger="cron", status="succeeded", started_at=long_ago)
-    TaskLock.objects.create(
-        task="demo", owner="stuck", host="worker-3", pid=777, acquired_at=long_ago,
-        expires_at=timezone.now() + timedelta(seconds=60),
-    )  # fmt: skip
+    held_by("demo", "worker-3", 777, lease=timedelta(seconds=60), started_at=long_ago)
 
     skips = [runner.run_task("demo", trigger) for trigger in ("cron", "http", "scheduler")]
     status = maintenance_status()

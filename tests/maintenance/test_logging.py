@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from maintenance.observe.log_events import log_event, render
-from maintenance.observe.log_format import JsonFormatter
-from maintenance.observe.redaction import RedactSecretsFilter
+from maintenance.logs.log_events import log_event, render
+from maintenance.logs.log_format import JsonFormatter
+from maintenance.logs.redaction import RedactSecretsFilter
 from maintenance.runs.runner import run_task
 from tests.factories import fake_task
 from tests.processes import run_manage
@@ -176,6 +176,15 @@ def test_secrets_never_reach_the_configured_console_handler(secrets, console_out
     assert err.count("[redacted]") >= 6
 
 
+def test_a_short_secret_is_redacted_too(settings, console_output):
+    settings.CRON_SECRET = "abc123"  # W002 warns of it; until it is replaced, logs hide it
+
+    logging.getLogger("maintenance.test").error("curl -H 'X-Cron-Secret: abc123'")
+
+    assert "abc123" not in console_output.getvalue()
+    assert "[redacted]" in console_output.getvalue()
+
+
 def test_secrets_in_a_failing_task_error_and_traceback_are_redacted(secrets, isolated_registry):
     def leaky(**options):
         raise RuntimeError(f"login failed with {SECRET}")
@@ -209,3 +218,46 @@ def test_a_secret_in_an_exception_never_reaches_the_run_log_or_the_body(secrets,
     assert SECRET not in TaskRun.objects.get(pk=outcome.run_id).error
     assert SECRET not in json.dumps(outcome.body(debug=True))
     assert outcome.body()["error"] == "RuntimeError: connect failed: password=[redacted]"
+
+
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # AWS's documented example key
+WEBHOOK_PASSWORD = "w3bh00k-passw0rd-hunter2"
+LEAKY_EVENT = """
+import logging
+from maintenance.logs.log_events import log_event
+log_event(
+    logging.getLogger("maintenance.test"), logging.ERROR, "maintenance.test.leak",
+    hosts=["ok", ("{cron}", ["nested {aws}"])],
+    attempts=[dict(auth="basic {password}")],
+)
+logging.getLogger("maintenance.test").error("boto said aws_secret_access_key = {other}")
+"""
+
+
+def test_json_log_lines_hold_no_secret_in_lists_nor_aws_or_webhook_passwords():
+    """A real process with LOG_FORMAT=json: secrets inside (nested) list and tuple
+    fields, the AWS secret key from the environment, a key of that shape labelled in a
+    message, and the password half of ANYMAIL_WEBHOOK_SECRET are all redacted."""
+    other_key = "AKIAOTHERKEYb/+0123456789abcdefghijklmno"
+    code = LEAKY_EVENT.format(
+        cron=SECRET, aws=AWS_SECRET, password=WEBHOOK_PASSWORD, other=other_key
+    )
+
+    result = run_manage(
+        "shell",
+        "-c",
+        code,
+        LOG_FORMAT="json",
+        CRON_SECRET=SECRET,
+        AWS_SECRET_ACCESS_KEY=AWS_SECRET,
+        ANYMAIL_WEBHOOK_SECRET=f"hooks:{WEBHOOK_PASSWORD}",
+    )
+
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    event, message = lines
+    assert event["hosts"] == ["ok", ["[redacted]", ["nested [redacted]"]]]
+    assert event["attempts"] == [{"auth": "basic [redacted]"}]
+    assert message["message"] == "boto said aws_secret_access_key = [redacted]"
+    for secret in [SECRET, AWS_SECRET, WEBHOOK_PASSWORD, other_key]:
+        assert secret not in result.stderr

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import pytest
 from django.db import connection
 
-from maintenance.models import TaskLock, TaskRun
+from maintenance.models import TaskRun
 from oauth.models import PKCEState
 from tests import pgbouncer, processes
 from tests.factories import make_state
-from tests.processes import manage
+from tests.processes import StartLine, manage
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -45,14 +45,15 @@ def pooled_url() -> Iterator[str]:
 
 
 def held_locks() -> dict[str, int]:
-    """Advisory locks on the test database (from any connection) and lease rows."""
+    """Advisory locks on the test database (from any connection) and runs still holding
+    their task."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         )
         (advisory,) = cursor.fetchone()
-    return {"advisory": advisory, "lease rows": TaskLock.objects.count()}
+    return {"advisory": advisory, "running runs": TaskRun.objects.filter(status="running").count()}
 
 
 def test_a_burst_of_runs_then_sequential_runs_none_skipped_and_no_lock_left(pooled_url):
@@ -62,7 +63,7 @@ def test_a_burst_of_runs_then_sequential_runs_none_skipped_and_no_lock_left(pool
 
     failures = [(cmd, err) for cmd, _out, err, code in finished if code != 0]
     assert failures == []
-    assert held_locks() == {"advisory": 0, "lease rows": 0}
+    assert held_locks() == {"advisory": 0, "running runs": 0}
 
     later = []
     for command in ["cleanup_pkce", "cleanup_oauth_sessions"] * 3:
@@ -72,12 +73,13 @@ def test_a_burst_of_runs_then_sequential_runs_none_skipped_and_no_lock_left(pool
         later.append(json.loads(out))
     assert [body.get("skipped", False) for body in later] == [False] * 6, later
     assert all(body["success"] for body in later)
-    assert held_locks() == {"advisory": 0, "lease rows": 0}
+    assert held_locks() == {"advisory": 0, "running runs": 0}
     assert not TaskRun.objects.filter(status="running").exists()
 
 
 @pytest.mark.slow
-def test_two_runners_over_a_large_backlog_one_deletes_the_other_skips(pooled_url):
+def test_two_runners_over_a_large_backlog_one_deletes_the_other_skips(pooled_url, tmp_path):
+    """Both connected through the pooler, then released at one instant."""
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO oauth_pkce_states (state, server_uuid, code_verifier, redirect_uri,"
@@ -91,7 +93,9 @@ def test_two_runners_over_a_large_backlog_one_deletes_the_other_skips(pooled_url
         cursor.execute("ANALYZE oauth_pkce_states")
     make_state("f", expired=False)
 
-    runners = [manage("cleanup_pkce", "--json", DATABASE_URL=pooled_url) for _ in range(2)]
+    start = StartLine(tmp_path)
+    runners = [start.manage("cleanup_pkce", "--json", DATABASE_URL=pooled_url) for _ in range(2)]
+    start.release()
     results = [(*r.communicate(timeout=600), r.returncode) for r in runners]
 
     assert [code for _out, _err, code in results] == [0, 0], [err for _o, err, _c in results]
@@ -101,4 +105,4 @@ def test_two_runners_over_a_large_backlog_one_deletes_the_other_skips(pooled_url
     assert skipped["skipped"] is True and skipped["success"] is True
     assert "another runner is already running pkce_cleanup (host " in skipped["message"]
     assert PKCEState.objects.count() == 1
-    assert held_locks() == {"advisory": 0, "lease rows": 0}
+    assert held_locks() == {"advisory": 0, "running runs": 0}

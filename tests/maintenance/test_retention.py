@@ -9,8 +9,8 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
+from maintenance.logs.log_events import RUNS_PRUNE_FAILED
 from maintenance.models import TaskRun
-from maintenance.observe.log_events import RUNS_PRUNE_FAILED
 from maintenance.runs import retention
 from maintenance.runs.runner import run_task
 from tests.factories import fake_task
@@ -74,7 +74,8 @@ def test_pruning_goes_in_batches(demo, settings):
     settings.MAINTENANCE_DELETE_BATCH_SIZE = 3
     start = timezone.now() - timedelta(days=40)
     TaskRun.objects.bulk_create(
-        TaskRun(task="demo", trigger="cron", started_at=start) for _ in range(10)
+        TaskRun(task="demo", trigger="cron", status="skipped", started_at=start, finished_at=start)
+        for _ in range(10)
     )
 
     assert retention.prune_run_log() == 10

@@ -4,11 +4,13 @@ read from the schedule in force alone, never from the database (tests without th
 
 from __future__ import annotations
 
+from datetime import datetime
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from maintenance.runs import clock
 from tests.processes import run_manage
 
 FROM = "2026-12-02T10:15:00Z"
@@ -62,13 +64,19 @@ def test_from_is_exclusive_and_an_offset_is_converted_to_utc():
     ]
 
 
-def test_without_from_the_ticks_follow_now():
-    from datetime import UTC, datetime
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        ("2026-12-02T10:19:59.999999+00:00", "2026-12-02T10:20:00Z"),
+        ("2026-12-02T10:20:00+00:00", "2026-12-02T10:30:00Z"),
+    ],
+)
+def test_without_from_the_ticks_follow_now(monkeypatch, now, expected):
+    """The clock the runner reads (`maintenance.runs.clock`), pinned on either side of a
+    tick, so no real `*/10` boundary can fall inside the test."""
+    monkeypatch.setattr(clock, "now", lambda: datetime.fromisoformat(now))
 
-    (line,) = next_ticks("--next", "1", "pkce_cleanup")
-    tick = datetime.fromisoformat(line.split("\t")[1])
-    now = datetime.now(UTC)
-    assert now < tick and (tick - now).total_seconds() <= 600
+    assert next_ticks("--next", "1", "pkce_cleanup") == [f"pkce_cleanup\t{expected}"]
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,15 @@ from maintenance.schedules import cron
 from maintenance.triggers import scheduler as scheduler_module
 from maintenance.triggers.scheduler import RETRY_AFTER_ERROR, Scheduler
 from tests import factories
-from tests.processes import MANAGE, PYTHON, ROOT, free_port, project_env, wait_for
+from tests.processes import (
+    MANAGE,
+    PYTHON,
+    ROOT,
+    first_query,
+    free_port,
+    project_env,
+    wait_for,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,7 +49,9 @@ HOURLY = cron.parse("0 * * * *")
 TICK = HOURLY.latest_tick(timezone.now()) - timedelta(hours=4)
 
 
-def test_the_thread_runs_the_startup_pass_and_stops_cleanly_when_asked(isolated_registry):
+def test_the_thread_runs_the_startup_pass_and_stops_cleanly_when_asked(isolated_registry, at):
+    """On the injected clock, 3 s past a tick: the thread's next tick is minutes away, so
+    the startup run is the only one even when a real */5 boundary falls inside the test."""
     calls = []
     isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}))
     scheduler = Scheduler()
@@ -158,16 +168,44 @@ def test_after_downtime_the_next_tick_is_served_once_and_the_gap_recorded_missed
 
 
 def test_a_trigger_that_lost_the_race_for_the_tick_does_not_redo_the_work(isolated_registry, at):
-    """The run log decides under the lock: the loser of the race records a skip."""
+    """Two triggers of one tick, connected, then released together: the task runs once,
+    and the loser, answering while the winner's run is still going, records a skip that
+    names the run serving the tick."""
+    answers: dict[str, object] = {}
     calls = []
-    isolated_registry.register(fake_task("count", lambda: calls.append(1) or {}))
-    winner = run_task("count", Trigger.CRON)  # the winner finishes just after we looked
-    outcome = run_task("count", Trigger.SCHEDULER)
 
+    def work(**options):  # the winner's run lasts until the loser has answered
+        calls.append(1)
+        wait_for(lambda: len(answers) == 1, timeout=10, interval=0.01)
+        return {}
+
+    isolated_registry.register(fake_task("count", work))
+    start = threading.Barrier(2)
+
+    def trigger(name: str) -> None:
+        try:
+            first_query()
+            start.wait(timeout=30)
+            answers[name] = run_task("count", name)
+        finally:
+            connection.close()
+
+    racers = [
+        threading.Thread(target=trigger, args=(t,)) for t in (Trigger.CRON, Trigger.SCHEDULER)
+    ]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(60)
+
+    said = {o.trigger: (o.status, o.message or o.error) for o in answers.values()}
+    assert sorted(o.status for o in answers.values()) == ["skipped", "succeeded"], said
     assert calls == [1]
-    assert outcome.skipped and not outcome.failed
-    assert f"already served by run {winner.run_id} (cron)" in outcome.message
-    assert TaskRun.objects.filter(status=RunStatus.SUCCEEDED).count() == 1
+    winner, loser = sorted(answers.values(), key=lambda o: o.skipped)
+    assert not loser.failed and loser.tick == TICK
+    assert f"being served by run {winner.run_id} ({winner.trigger})" in loser.message
+    assert TaskRun.objects.get(status=RunStatus.SUCCEEDED).tick == TICK
+    assert TaskRun.objects.get(status=RunStatus.SKIPPED).tick == TICK
 
 
 def refuse_run_log(execute, sql, params, many, context):

@@ -17,23 +17,12 @@ from maintenance.runs.runner import run_task
 from maintenance.triggers.scheduler import Scheduler, start_in_process
 from oauth.models import PKCEState
 from tests.factories import make_state
-from tests.processes import MANAGE, PYTHON, ROOT, project_env
+from tests.processes import PYTHON, ROOT, project_env
+from tests.processes import run_bare_manage as manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 GOOD_SECRET = "Zq3-8vH_kT0pXw7sLr2mNa9cYb5dEf1gJh4iKl6oPu"
-
-
-def manage(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
-    """`manage.py args` in a bare environment (no `.env`), as cron runs it."""
-    return subprocess.run(
-        [PYTHON, MANAGE, *args],
-        cwd=ROOT,
-        env=project_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def refused_in_one_line(result: subprocess.CompletedProcess, *names: str) -> str:
@@ -57,6 +46,7 @@ BAD_VALUES = [
     ("SCHEDULED_EMAILS_CONNECTIONS", "100", "a whole number from 1 to 32"),
     ("SCHEDULED_EMAILS_MAX_ATTEMPTS", "-1", "a whole number from 1"),
     ("SCHEDULED_EMAILS_MAX_SECONDS", "inf", "a number greater than 0"),
+    ("MAINTENANCE_HTTP_BUDGET_SECONDS", "0", "a number greater than 0"),
     ("PKCE_STATE_TTL_SECONDS", "abc", "a whole number"),
     ("IN_PROCESS_SCHEDULER", "maybe", "true or false"),
     ("LOG_LEVEL", "LOUD", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),

@@ -12,10 +12,14 @@ from maintenance import registry
 from maintenance.models import TaskRun, Trigger
 from maintenance.runs import retention, runner
 from maintenance.runs.runner import run_task
+from maintenance.schedules import cron
 from tests.maintenance.test_metrics import labels, runs_total
 from tests.maintenance.test_metrics_monotonic import scrape
 
 pytestmark = pytest.mark.django_db
+
+# A tick of pkce_cleanup's default `*/10` schedule, an hour back (the `at` clock fixture).
+TICK = cron.parse("*/10 * * * *").latest_tick(timezone.now()) - timedelta(hours=1)
 
 
 def tick_run(status: str, *, tick_age: timedelta, late_ms: int | None, task="pkce_cleanup"):
@@ -63,12 +67,13 @@ def test_missed_ticks_never_go_down_when_their_rows_are_pruned(client, cron_secr
 
 
 @pytest.mark.django_db(transaction=True)
-def test_more_missed_ticks_than_rows_still_count_every_one(client, cron_secret):
+def test_more_missed_ticks_than_rows_still_count_every_one(client, cron_secret, at):
     """A downtime of 150 ticks: the catch-up run writes the latest 100 as rows, and both
-    counters count all 150."""
+    counters count all 150. The runner's clock is injected (3 s past `TICK`), so no real
+    tick falls between the downtime's arithmetic and the run."""
     schedule = registry.get("pkce_cleanup").cron_schedule
-    current = schedule.latest_tick(timezone.now())
-    before_downtime = current - 151 * schedule.typical_gap()
+    assert schedule.latest_tick(TICK + timedelta(seconds=3)) == TICK
+    before_downtime = TICK - 151 * schedule.typical_gap()
     TaskRun.objects.create(
         task="pkce_cleanup", trigger="cron", status="succeeded", tick=before_downtime,
         started_at=before_downtime, finished_at=before_downtime,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import DatabaseError
@@ -16,13 +16,13 @@ from django.utils import timezone
 
 from maintenance import registry
 from maintenance.checks import configuration_error
-from maintenance.models import RunStatus, TaskLock, TaskRun, Trigger
+from maintenance.models import RunStatus, TaskRun, Trigger
 from maintenance.outcome import TaskFailed
-from maintenance.runs import clock
+from maintenance.runs import runner
 from maintenance.runs.runner import run_task
 from maintenance.schedules import cron
 from maintenance.views import TaskView
-from tests.factories import fake_task
+from tests.factories import fake_task, held_by
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,17 +75,18 @@ def test_a_failed_tick_is_retried_by_the_next_trigger_of_that_tick(at, isolated_
     assert run_task("demo", Trigger.HTTP).skipped
 
 
-def test_a_database_error_after_the_claim_fails_the_run_and_frees_the_tick(at, isolated_registry):
-    """The claim is written before the gate and the lock; an error between them (here the
-    gate's query) must not leave the tick looking served by a run that never ran."""
+def test_a_database_error_after_the_claim_fails_the_run_and_frees_the_tick(at, demo, monkeypatch):
+    """An error between the claim and the task function (here the missed-tick
+    bookkeeping) must not leave the tick looking served by a run that never ran."""
     outage = [DatabaseError("server closed the connection unexpectedly")]
+    record_missed = runner._record_missed
 
-    def gate():
+    def flaky(task, tick):
         if outage:
             raise outage.pop()
-        return None
+        return record_missed(task, tick)
 
-    registry.register(fake_task("demo", gate=gate))
+    monkeypatch.setattr(runner, "_record_missed", flaky)
     first = run_task("demo", Trigger.CRON)
 
     assert first.failed and "server closed the connection" in first.error
@@ -128,23 +129,15 @@ def test_interval_seconds_is_retired(demo, settings):
     assert "DEMO_INTERVAL_SECONDS is retired: set DEMO_CRON instead" in configuration_error()
 
 
+def no_such_pid() -> int:
+    """A pid no process can have: past the kernel's pid_max (a finished process's pid may
+    be handed to a new one)."""
+    return int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+
+
 def test_a_dead_runner_on_this_host_frees_the_task_at_once(at, demo):
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    TaskLock.objects.create(
-        task="demo",
-        owner="dead",
-        host=socket.gethostname(),
-        pid=gone.pid,
-        expires_at=timezone.now() + timedelta(hours=1),
-    )
-    stale = TaskRun.objects.create(
-        task="demo",
-        trigger=Trigger.CRON,
-        tick=TICK,
-        started_at=TICK,
-        host=socket.gethostname(),
-        pid=gone.pid,
+    stale = held_by(
+        "demo", socket.gethostname(), no_such_pid(), timedelta(hours=1), tick=TICK, started_at=TICK
     )
     outcome = run_task("demo", Trigger.SCHEDULER)
     assert outcome.status == RunStatus.SUCCEEDED
@@ -152,25 +145,20 @@ def test_a_dead_runner_on_this_host_frees_the_task_at_once(at, demo):
     assert stale.status == RunStatus.FAILED and "Runner stopped" in stale.error
 
 
-def test_a_claim_on_its_way_to_the_lock_is_not_closed_as_abandoned(at, demo):
-    """A scheduled trigger claims its tick before it takes the task's lock; a manual run
-    that takes the lock in between must not close that claim as a dead runner's."""
+def test_a_live_run_of_another_tick_holds_the_task_and_is_named(at, demo):
+    """A run still going from the tick before holds the task (one running run per task):
+    this tick's trigger and a manual run both skip naming it, and it stays running."""
     here = {"host": socket.gethostname(), "pid": os.getpid()}
-    claim = TaskRun.objects.create(
-        task="demo", trigger=Trigger.CRON, tick=TICK, started_at=clock.now(), **here
-    )
-    left_long_ago = TaskRun.objects.create(
-        task="demo", trigger=Trigger.CRON, tick=TICK - timedelta(minutes=5),
-        started_at=clock.now() - timedelta(minutes=5), **here,
-    )  # fmt: skip
+    earlier = TICK - timedelta(minutes=5)
+    going = held_by("demo", **here, lease=timedelta(minutes=1), tick=earlier, started_at=earlier)
 
-    manual = run_task("demo", Trigger.COMMAND)
+    outcomes = [run_task("demo", Trigger.CRON), run_task("demo", Trigger.COMMAND)]
 
-    assert manual.status == RunStatus.SUCCEEDED
-    claim.refresh_from_db()
-    left_long_ago.refresh_from_db()
-    assert claim.status == RunStatus.RUNNING
-    assert left_long_ago.status == RunStatus.FAILED and "Runner stopped" in left_long_ago.error
+    assert all(o.skipped and o.success for o in outcomes)
+    holder = f"(host {here['host']}, pid {here['pid']}, since "
+    assert all("another runner is already running demo " + holder in o.message for o in outcomes)
+    going.refresh_from_db()
+    assert going.status == RunStatus.RUNNING
 
 
 def test_missed_ticks_after_a_gap_get_rows_and_one_catch_up_run(at, demo):

@@ -8,6 +8,7 @@ from django.test import Client
 
 from maintenance.models import TaskRun
 from oauth.models import PKCEState
+from tests.assertions import assert_unauthorized
 from tests.conftest import SECRET
 from tests.factories import counting_task, fake_task, make_state
 
@@ -94,15 +95,31 @@ def test_get_without_token_is_refused_when_debug_is_off(client, cron_secret, cal
     assert calls == []
 
 
-def test_get_without_token_runs_with_a_note_when_debug_is_on(client, settings, calls):
+def test_get_without_token_runs_with_a_note_under_debug_while_no_secret_is_set(
+    client, settings, calls
+):
     settings.DEBUG = True
-    settings.CRON_SECRET = "configured-secret-0123456789abcdef"
+    settings.CRON_SECRET = None
 
     response = client.get(URL)
 
     assert response.status_code == 200
     assert response.json()["count"] == 1
     assert "DEBUG" in response.json()["note"]
+    assert TaskRun.objects.get().trigger == "http"
+
+
+def test_debug_does_not_open_get_without_a_token_once_a_secret_is_set(
+    client, settings, cron_secret, calls, django_assert_num_queries
+):
+    settings.DEBUG = True
+
+    with django_assert_num_queries(0):
+        response = client.get(URL)
+
+    assert_unauthorized(response)
+    assert calls == []
+    assert not TaskRun.objects.exists()
 
 
 def test_debug_does_not_open_post_without_a_token(client, settings, cron_secret, calls):

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from oauth.models import PKCEState
 from oauth.pkce import Consumed, consume_state, create_state, s256_challenge
+from tests.processes import first_query
 
 SERVER = uuid.UUID("6f1c1f9e-4c3f-4d8e-9a55-0d2c4f0f7a11")
 UNRESERVED = re.compile(r"^[A-Za-z0-9\-._~]+$")
@@ -122,6 +123,7 @@ def test_two_concurrent_consumers_exactly_one_wins():
     lock = threading.Lock()
 
     def consume(state: str, barrier: threading.Barrier) -> None:
+        first_query()  # connected first: the race is the consumption
         barrier.wait()
         outcome = consume_state(state).outcome
         with lock:

@@ -37,7 +37,7 @@ class Command(BaseCommand):
         except (registry.UnknownTask, pauses.BadPause) as exc:
             raise CommandError(str(exc)) from None
         if done.replaced is not None:
-            self.stdout.write(f"Replaced the earlier pause ({pauses.describe(done.replaced)}).")
+            self.stdout.write(f"Replaced the earlier pause ({done.replaced.describe()}).")
         self.stdout.write(pauses.paused_note(done.pause))
         if done.in_progress:
             self.stdout.write(pauses.in_progress_note(task, done.run))

@@ -29,6 +29,6 @@ class Command(BaseCommand):
             self.stdout.write(f"{task} was not paused; nothing changed.")
         else:
             self.stdout.write(
-                f"Resumed {task} on every host (it was {pauses.describe(lifted)}); "
+                f"Resumed {task} on every host (it was {lifted.describe()}); "
                 "its next trigger runs it."
             )

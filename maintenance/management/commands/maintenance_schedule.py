@@ -7,9 +7,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from maintenance.isotime import iso_utc
+from maintenance.runs import clock
 from maintenance.schedules.exports import FORMATS, Export, ExportOptions, ScheduleError, export
 from maintenance.schedules.upcoming import UpcomingError, instant, tasks_named, tick_count, upcoming
 
@@ -108,7 +108,7 @@ class Command(BaseCommand):
         try:
             rows = upcoming(
                 tasks_named(names),
-                instant(after) if after else timezone.now(),
+                instant(after) if after else clock.now(),
                 tick_count(count),
             )
         except UpcomingError as exc:

@@ -3,6 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from maintenance.logs.control_chars import escape_controls
 from maintenance.management.base import json_dumps
 from maintenance.observe.status import maintenance_status
 
@@ -62,4 +63,20 @@ class Command(BaseCommand):
                 lines.append(f"  {'':<24} WARNING: {task['warning']}")
         backlog = ", ".join(f"{k}={v}" for k, v in status["backlog"].items()) or "none"
         lines.append(f"Backlog: {backlog}")
-        return "\n".join(lines)
+        lines.append(self.render_scheduler(status["scheduler"]))
+        # Stored text (a pause reason from an older version) may hold control characters.
+        return "\n".join(escape_controls(line) for line in lines)
+
+    def render_scheduler(self, scheduler: dict[str, Any]) -> str:
+        """This process's scheduler thread. A command has none: each web worker runs its
+        own, and its status endpoint reports that one."""
+        if not scheduler["running"] and scheduler["lastError"] is None:
+            return "Scheduler thread: none running in this process"
+        state = "running" if scheduler["running"] else "NOT running"
+        line = f"Scheduler thread: {state} (pid {scheduler['pid']})"
+        if scheduler["lastError"]:
+            line += (
+                f"; restarted {scheduler['restarts']} times, last crash at "
+                f"{scheduler['lastErrorAt']}: {scheduler['lastError']}"
+            )
+        return line

@@ -10,8 +10,8 @@ class Command(BaseCommand):
     help = (
         "Run the maintenance scheduler in the foreground, for a dedicated worker container "
         "(then set IN_PROCESS_SCHEDULER=false on the web servers). Safe beside cron, the web "
-        "servers' schedulers and other workers: a task that any of them ran within its "
-        "interval is skipped. Stops cleanly on Ctrl-C or SIGTERM."
+        "servers' schedulers and other workers: each wakes at its tasks' ticks, and a tick "
+        "another trigger served or is serving is skipped. Stops cleanly on Ctrl-C or SIGTERM."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -1,9 +1,10 @@
 """A logging filter that keeps secrets out of every log line, whoever logs them.
 
 Attached to the handlers in `LOGGING`, so it sees records from every logger (Django's own
-included). It removes the values of the secret settings wherever they appear, Bearer
-tokens and Authorization headers, and passwords in URLs, from the message, the event
-fields and the formatted traceback.
+included). It removes the secret values (`known_secrets`) wherever they appear, Bearer
+tokens and Authorization headers, passwords in URLs and labelled AWS secret access keys,
+from the message, the event fields (inside dicts, lists and tuples, however nested) and
+the formatted traceback.
 """
 
 from __future__ import annotations
@@ -13,13 +14,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
-
-from maintenance.conf import declared_settings
+from maintenance.logs.known_secrets import secret_values
 
 REDACTED = "[redacted]"
-# Shorter values are too likely to be ordinary words; the system checks flag short secrets.
-MIN_SECRET_LENGTH = 8
 PATTERNS = [
     (re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+"), rf"\1 {REDACTED}"),
     (
@@ -30,21 +27,14 @@ PATTERNS = [
         rf"\1{REDACTED}",
     ),
     (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), rf"\1{REDACTED}@"),
+    # aws_secret_access_key = ..., AWS_SECRET_ACCESS_KEY=..., "SecretAccessKey": "..."
+    (
+        re.compile(
+            r"(?i)\b((?:aws_?)?secret_?access_?key['\"]?\s*[:=]\s*['\"]?)[A-Za-z0-9/+=]{16,}"
+        ),
+        rf"\1{REDACTED}",
+    ),
 ]
-
-
-def secret_values() -> list[str]:
-    """The values of every setting declared `secret` (maintenance/conf.py and each app's
-    table), as a Django setting or as an entry of ANYMAIL (ANYMAIL_<NAME> is ANYMAIL["<NAME>"],
-    an ESP's own names are themselves), and the database password."""
-    names = [name for name, setting in declared_settings().items() if setting.secret]
-    anymail = getattr(settings, "ANYMAIL", None) or {}
-    values = [getattr(settings, name, None) for name in names]
-    values.extend(anymail.get(name.removeprefix("ANYMAIL_")) for name in names)
-    database = settings.DATABASES.get("default", {})
-    values.append(database.get("PASSWORD"))
-    found = {v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_LENGTH}
-    return sorted(found, key=len, reverse=True)
 
 
 def redact(text: str, secrets: Iterable[str] | None = None) -> str:
@@ -60,6 +50,9 @@ def _redact_value(value: Any, secrets: list[str]) -> Any:
         return redact(value, secrets)
     if isinstance(value, dict):
         return {k: _redact_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):  # a namedtuple comes back as a plain tuple
+        items = [_redact_value(item, secrets) for item in value]
+        return items if isinstance(value, list) else tuple(items)
     return value
 
 

@@ -1,6 +1,6 @@
 """`LOG_FORMAT=json`: one JSON object per line, for log shippers.
 
-An event logged through `maintenance.observe.log_events.log_event` carries its fields
+An event logged through `maintenance.logs.log_events.log_event` carries its fields
 (task, trigger, run, counts, ...) as top-level JSON keys; any other record keeps just its message.
 """
 

@@ -138,16 +138,16 @@ def _execute(
     `budget.py`); the run is claimed and holds the task. Its lease is renewed while the
     function runs, and no longer once the run's end is being written; a renewal that finds
     the row closed by another claimant stops the run at its next deadline check."""
-    missed = _record_missed(task, run.tick) if run.tick is not None else 0
     log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
-    notify_started(task, run)
     budget = http_budget(trigger, started)
     try:
         with (
             deadline_of(task.max_runtime_seconds, budget=budget) as deadline,
             renewal.stopping(deadline),
             sigterm_raises(),
-        ):
+        ):  # from here on, whatever ends the run closes its row
+            missed = _record_missed(task, run.tick) if run.tick is not None else 0
+            notify_started(task, run)
             result = run_within_budget(task.func, options)
         if missed:
             result["missedTicks"] = missed

@@ -1,5 +1,5 @@
 """A run that lost its hold on its task stops, and leaves the verdict of the run that took
-the task over.
+the task over; and from its claim on, whatever ends a run closes its row.
 
 A runner that stalls past its lease (a paused VM, a long GC pause, a stopped process) has
 its row closed `failed` by the next claimant, which then runs. When the stalled run wakes
@@ -22,6 +22,7 @@ from django.utils import timezone
 from maintenance.models import RunStatus, TaskRun, Trigger
 from maintenance.runs import deadlines, runner
 from maintenance.runs.claims import RUNNER_STOPPED
+from maintenance.runs.signals import run_started
 from maintenance.schedules import cron
 from oauth.models import PKCEState
 from tests.factories import fake_task, state_row
@@ -125,6 +126,53 @@ def test_a_run_that_lost_its_hold_does_not_write_its_end_over_the_takers_verdict
     assert (stalled.status, stalled.error) == (RunStatus.FAILED, taken_over_error(stalled))
     succeeded = TaskRun.objects.filter(status=RunStatus.SUCCEEDED)
     assert list(succeeded.values_list("pk", flat=True)) == [second.run_id]
+
+
+def test_an_exit_while_observers_hear_of_the_start_closes_the_run(isolated_registry):
+    """The run holds its task from its claim: an observer of its start that ends the
+    process (a SystemExit in a receiver) leaves it `failed`, not `running`."""
+    isolated_registry.register(fake_task("demo"))
+
+    def exits(**kwargs) -> None:
+        raise SystemExit(3)
+
+    run_started.connect(exits, dispatch_uid="test-exits")
+    try:
+        with pytest.raises(SystemExit):
+            runner.run_task("demo", Trigger.COMMAND)
+    finally:
+        run_started.disconnect(dispatch_uid="test-exits")
+
+    run = TaskRun.objects.get()
+    assert (run.status, run.error) == (
+        RunStatus.FAILED,
+        "Interrupted: SystemExit(3) (the process is exiting)",
+    )
+    assert runner.run_task("demo", Trigger.COMMAND).status == RunStatus.SUCCEEDED
+
+
+def test_a_slow_start_ping_does_not_lose_the_lease(isolated_registry, settings):
+    """A heartbeat's /start ping may take its whole timeout: the lease is renewed
+    meanwhile, so no other trigger takes the task from the run."""
+    settings.MAINTENANCE_LOCK_LEASE_SECONDS = 1
+    isolated_registry.register(fake_task("demo"))
+    answers: list = []
+
+    def slow_ping(**kwargs) -> None:
+        if answers:  # the run started below, should it win, pings too
+            return
+        answers.append("pinged")
+        time.sleep(2.5)  # more than twice the lease
+        answers.append(runner.run_task("demo", Trigger.COMMAND))
+
+    run_started.connect(slow_ping, dispatch_uid="test-slow-ping")
+    try:
+        first = runner.run_task("demo", Trigger.COMMAND)
+    finally:
+        run_started.disconnect(dispatch_uid="test-slow-ping")
+
+    assert first.status == RunStatus.SUCCEEDED
+    assert answers[1].skipped, answers[1].message
 
 
 @pytest.mark.postgres

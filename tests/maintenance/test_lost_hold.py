@@ -25,7 +25,7 @@ from maintenance.runs.claims import RUNNER_STOPPED
 from maintenance.runs.signals import run_started
 from maintenance.schedules import cron
 from oauth.models import PKCEState
-from tests.factories import fake_task, state_row
+from tests.factories import fake_task, make_slow_backlog
 from tests.processes import manage, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -181,10 +181,7 @@ def test_a_stalled_process_woken_after_the_takeover_stops_and_keeps_the_takers_v
     """The scenario itself, with real processes: a cleanup stopped (SIGSTOP) past its
     lease, a second cleanup of the same tick takes the task and succeeds, the first is
     woken (SIGCONT) and ends failed, saying it lost its hold."""
-    PKCEState.objects.bulk_create(
-        [state_row(f"{n:043d}", timezone.now() - timedelta(hours=1)) for n in range(20_000)],
-        batch_size=2000,
-    )
+    make_slow_backlog(20_000)
     env = {"MAINTENANCE_LOCK_LEASE_SECONDS": "1", "MAINTENANCE_DELETE_BATCH_SIZE": "1"}
     first = manage("cleanup_pkce", "--trigger", "cron", "--json", **env)
     try:

@@ -19,7 +19,7 @@ from maintenance.schedules import cron
 from maintenance.triggers.scheduler import Scheduler
 from oauth.models import PKCEState
 from tests.emails.test_interrupted_runs import nothing_held_or_repeated
-from tests.factories import fake_task, make_due, state_row, statuses
+from tests.factories import fake_task, make_due, make_slow_backlog, statuses
 from tests.maintenance.test_scheduler import start, stop
 from tests.processes import MANAGE, PYTHON, wait_for
 
@@ -87,9 +87,7 @@ def test_stop_during_an_email_run_hands_the_batch_back(isolated_registry, at, sl
 def test_sigterm_to_run_scheduler_mid_run_closes_the_run():
     """The worker container's scheduler: SIGTERM in the middle of its startup cleanup (one
     row per batch) stops the cleanup at its next batch, and the process exits cleanly."""
-    expired = timezone.now() - timedelta(hours=1)
-    rows = [state_row(f"{n:043d}", expired) for n in range(20_000)]
-    PKCEState.objects.bulk_create(rows, batch_size=2000)
+    make_slow_backlog(20_000)
     worker = start(
         [PYTHON, MANAGE, "run_scheduler"],
         IN_PROCESS_SCHEDULER="false",

@@ -10,7 +10,9 @@ that message's failure, never the run's. A run that reaches its deadline
 (`<TASK>_MAX_RUNTIME_SECONDS`) hands the unsent rest of its batch back, as at the end of
 its time budget, and fails as timed out with the same counts (at an HTTP run's budget,
 `MAINTENANCE_HTTP_BUDGET_SECONDS`, the runner counts that stop a success). A run its
-process ends mid-batch hands the batch back at once (`claims.handed_back_if_interrupted`).
+process ends mid-batch hands the batch back at once (`claims.handed_back_if_interrupted`);
+one whose deadline is cancelled (its scheduler stopping, its hold on the task lost) stops
+between messages and hands the rest back as at its deadline.
 """
 
 from __future__ import annotations
@@ -42,10 +44,10 @@ def process_scheduled_emails(
     run_deadline = current()
     if run_deadline is not None:  # the run's deadline, when sooner than the time budget
         budget = min(budget, run_deadline.remaining())
-    sender = BatchSender(deadline=time.monotonic() + budget, now=now)
+    sender = BatchSender(deadline=time.monotonic() + budget, now=now, run_deadline=run_deadline)
     sender.counts.cancelled = cancel_unsendable(now or database_now())
     claimed = 0
-    while claimed < limit and time.monotonic() < sender.deadline and not sender.stopped:
+    while claimed < limit and not sender.out_of_time() and not sender.stopped:
         size = sender.batch_size(limit - claimed)
         claimed_at = time.monotonic()
         batch = claims.claim(size, sender.now())

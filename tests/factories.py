@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -89,6 +90,17 @@ def make_state(name: str, *, expired: bool) -> PKCEState:
     row = state_row(name * 43, timezone.now() + delta)
     row.save(force_insert=True)
     return row
+
+
+def make_slow_backlog(count: int) -> None:
+    """`count` expired PKCE states, each with an expiry of its own in insertion order and
+    the table analysed: at MAINTENANCE_DELETE_BATCH_SIZE=1 a cleanup deletes one row per
+    batch (PostgreSQL slices the index), a run long enough to be stopped mid-way."""
+    expired = timezone.now() - timedelta(hours=1)
+    rows = [state_row(f"{n:043d}", expired + timedelta(milliseconds=n)) for n in range(count)]
+    PKCEState.objects.bulk_create(rows, batch_size=2000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE oauth_pkce_states")
 
 
 def make_users(count: int, prefix: str = "user") -> list:

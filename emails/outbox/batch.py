@@ -41,6 +41,7 @@ from emails.outbox.sent_status_writer import SentStatusWriter
 from emails.outbox.smtp_pipeline import MessageRefused, SmtpPipeline
 from emails.outbox.suppression import suppress
 from maintenance.logs.log_events import EMAIL_SEND_FAILED, SMTP_CLOSE_FAILED, log_event
+from maintenance.runs.deadlines import Deadline
 
 logger = logging.getLogger("emails.sending")
 
@@ -75,17 +76,21 @@ class SendCounts:
 class BatchSender:
     """Sends batches until told to stop; `now` pins the clock (tests), else it is live.
     `stopped` turns true when the lane must claim no more: the run's time budget is spent,
-    or `halt` (shared by the run's lanes) is set. `lanes`: how many share the send rate."""
+    the run's deadline (`run_deadline`) was cancelled (its process is shutting down, or it
+    lost its hold on the task), or `halt` (shared by the run's lanes) is set. `lanes`: how
+    many share the send rate."""
 
     def __init__(
         self,
         *,
         deadline: float,
         now: datetime | None = None,
+        run_deadline: Deadline | None = None,
         halt: threading.Event | None = None,
         lanes: int = 1,
     ) -> None:
         self.deadline = deadline
+        self.run_deadline = run_deadline
         self.counts = SendCounts()
         self._stopped = False
         self._halt = halt or threading.Event()
@@ -105,6 +110,12 @@ class BatchSender:
 
     def now(self) -> datetime:
         return self._pinned_now or timezone.now()
+
+    def out_of_time(self) -> bool:
+        """Whether the run must start no more messages."""
+        if self.run_deadline is not None and self.run_deadline.passed():
+            return True
+        return time.monotonic() >= self.deadline
 
     def batch_size(self, most: int) -> int:
         """Emails to claim next: the batch size, at most `most`, and with a send rate no
@@ -154,15 +165,15 @@ class BatchSender:
         """The loop over the batch's messages, one at a time; between two messages (the
         top of the loop) nothing is in flight but the previous message's verdict."""
         for index, email in enumerate(sendable):
-            if time.monotonic() >= self.deadline or self._halt.is_set():
-                self._settle()  # the run's deadline, its time budget, or another lane's end
+            if self.out_of_time() or self._halt.is_set():
+                self._settle()  # the run's deadline, its budget, a cancel, another lane's end
                 claims.release(sendable[index:])
                 self._stopped = True
                 return
             if not self._send_one(email, sendable[index:], until):
                 if index == 0:  # other runners hold the next slots: let them go first
                     time.sleep(max(0.0, min(self._limiter.spacing, until - time.monotonic())))
-                self._stopped = time.monotonic() >= self.deadline
+                self._stopped = self.out_of_time()
                 return
 
     def _send_one(self, email: ScheduledEmail, rest: list[ScheduledEmail], until: float) -> bool:

@@ -32,6 +32,7 @@ from emails.models import ScheduledEmail
 from emails.outbox import claims
 from emails.outbox.batch import BatchSender, SendCounts
 from maintenance.runs.clock import database_now
+from maintenance.runs.deadlines import Deadline
 
 LANE_MINIMUM = 10  # emails a lane is opened for, at least
 INTERRUPTION_GRACE = 0.2  # seconds the other lanes get to settle when the process stops
@@ -59,7 +60,14 @@ class Lanes:
     """The lanes of one run: `send()` runs them to the end and returns the counts of all;
     `failures` holds what stopped any lane (lane 0's first)."""
 
-    def __init__(self, *, limit: int, deadline: float, now: datetime | None) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int,
+        deadline: float,
+        now: datetime | None,
+        run_deadline: Deadline | None = None,
+    ) -> None:
         backlog = ScheduledEmail.objects.claimable(now or database_now())[:limit].count()
         self.count = lane_count(backlog)
         self.share = max(1, math.ceil(backlog / self.count))  # the first batches spread evenly
@@ -67,7 +75,13 @@ class Lanes:
         self.halt = threading.Event()
         self.failures: list[BaseException] = []
         self.senders = [
-            BatchSender(deadline=deadline, now=now, halt=self.halt, lanes=self.count)
+            BatchSender(
+                deadline=deadline,
+                now=now,
+                run_deadline=run_deadline,
+                halt=self.halt,
+                lanes=self.count,
+            )
             for _ in range(self.count)
         ]
 
@@ -131,7 +145,7 @@ class Lanes:
     def _drive(self, sender: BatchSender) -> None:
         """One lane: claim a batch, send it, until the limit, the time or the queue ends."""
         try:
-            while not sender.stopped and time.monotonic() < sender.deadline:
+            while not sender.stopped and not sender.out_of_time():
                 size = self.quota.take(sender.batch_size(self.share))
                 if not size:
                     return

@@ -11,7 +11,9 @@ that message's failure, never the run's. A run that reaches its deadline
 (`<TASK>_MAX_RUNTIME_SECONDS`) hands the unsent rest of its batch back, as at the end of
 its time budget, and fails as timed out with the same counts (at an HTTP run's budget,
 `MAINTENANCE_HTTP_BUDGET_SECONDS`, the runner counts that stop a success). A run its
-process ends mid-run hands every lane's batch back at once (`lanes.py`).
+process ends mid-run hands every lane's batch back at once (`lanes.py`); one whose
+deadline is cancelled (its scheduler stopping, its hold on the task lost) stops every lane
+between messages and hands the rest back as at its deadline.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def process_scheduled_emails(
         budget = min(budget, run_deadline.remaining())
     deadline = time.monotonic() + budget
     cancelled = cancel_unsendable(now or database_now())
-    lanes = Lanes(limit=limit, deadline=deadline, now=now)
+    lanes = Lanes(limit=limit, deadline=deadline, now=now, run_deadline=run_deadline)
     counts = lanes.send()
     for failure in lanes.failures:  # a database outage, a signal: no counts to report
         if not isinstance(failure, SmtpUnavailable):

@@ -62,7 +62,8 @@ def _raised_in(exc: BaseException, package: str, function: str) -> bool:
 def sigterm_raises() -> Iterator[None]:
     """While the block runs, SIGTERM raises `Terminated` instead of ending the process at
     once. Only in the main thread, and only where nothing else handles SIGTERM: gunicorn's
-    worker lets the request finish, `run_scheduler` stops between runs."""
+    worker lets the request finish, `run_scheduler` cancels its run's deadline (the run
+    stops at its next batch or message, closed `failed`)."""
     main = threading.current_thread() is threading.main_thread()
     if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield

@@ -136,13 +136,18 @@ def _execute(
 ) -> RunOutcome:
     """Call the task function under its deadline (an HTTP run: within its budget, see
     `budget.py`); the run is claimed and holds the task. Its lease is renewed while the
-    function runs, and no longer once the run's end is being written."""
-    missed = _record_missed(task, run.tick) if run.tick is not None else 0
+    function runs, and no longer once the run's end is being written; a renewal that finds
+    the row closed by another claimant stops the run at its next deadline check."""
     log_event(logger, logging.INFO, TASK_STARTED, task=task.name, trigger=trigger, run=run.pk)
-    notify_started(task, run)
     budget = http_budget(trigger, started)
     try:
-        with renewal, deadline_of(task.max_runtime_seconds, budget=budget), sigterm_raises():
+        with (
+            deadline_of(task.max_runtime_seconds, budget=budget) as deadline,
+            renewal.stopping(deadline),
+            sigterm_raises(),
+        ):  # from here on, whatever ends the run closes its row
+            missed = _record_missed(task, run.tick) if run.tick is not None else 0
+            notify_started(task, run)
             result = run_within_budget(task.func, options)
         if missed:
             result["missedTicks"] = missed
@@ -267,9 +272,10 @@ def _failure(
     if run is not None:
         outcome.run_id = run.pk
         try:
-            on_a_working_connection(
+            finished = on_a_working_connection(
                 lambda: _finish(run, started, RunStatus.FAILED, result, error=error)
             )
+            outcome.error = finished.error  # a run that lost its hold says so instead
         except Exception:  # the database went away mid-run; the error still reaches the caller
             log_event(logger, logging.WARNING, RUN_RECORD_FAILED, task=name, run=run.pk)
     return outcome
@@ -283,13 +289,24 @@ def _finish(
     message: str = "",
     error: str = "",
 ) -> RunOutcome:
-    run.status = status
-    run.duration_ms = _elapsed_ms(started)
+    """Write the run's end, only while its row is still its own (`running`): a run that
+    lost its hold (another claimant closed its row after its lease ran out) leaves that
+    verdict alone and reports itself failed, saying so."""
+    duration_ms = _elapsed_ms(started)
     # On the clock its start was read from (the database's), not this host's.
-    run.finished_at = run.started_at + timedelta(milliseconds=run.duration_ms)
-    run.result = dict(result)
-    run.error = error
-    run.save(update_fields=["status", "finished_at", "duration_ms", "result", "error"])
+    end = {
+        "status": status,
+        "duration_ms": duration_ms,
+        "finished_at": run.started_at + timedelta(milliseconds=duration_ms),
+        "result": dict(result),
+        "error": error,
+    }
+    if not TaskRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**end):
+        lost = leases.lost_hold(run.pk, run.task)
+        end.update(status=RunStatus.FAILED, error=lost)
+        message = ""
+    for name, value in end.items():
+        setattr(run, name, value)
     return _outcome_of(run, message=message)
 
 

@@ -11,6 +11,12 @@ processes import (runserver imports them in its serving child, never in the auto
 parent; gunicorn and uvicorn in each worker), so `migrate`, `shell` and other commands
 never start it. With IN_PROCESS_SCHEDULER=false (the test settings set it) it does not start.
 
+Stopping it (`stop()`: at the process's exit, or `run_scheduler` on SIGTERM or Ctrl-C)
+cancels the run in progress through its deadline (`maintenance.runs.deadlines`): the task
+stops at its next check between batches or messages, an email run hands its batch back,
+and the run is closed `failed` ("Interrupted: the process is shutting down ..."), rather
+than dying with its daemon thread and leaving its row `running` for its lease.
+
 A bug that escapes the loop does not end the thread: it logs the error and starts the loop
 again after a backoff (1 s, doubling, at most 60 s), and status shows the restarts and
 the last error (`scheduler_health.py`).
@@ -44,13 +50,15 @@ from maintenance.models import Trigger
 from maintenance.observe import scheduler_health
 from maintenance.observe.scheduler_health import SchedulerHealth
 from maintenance.runs import clock
+from maintenance.runs.deadlines import Cancellation, cancellable
 from maintenance.runs.runner import run_task
 
 logger = logging.getLogger("maintenance.scheduler")
 
 MIN_SLEEP = timedelta(seconds=0.1)  # never spin, even when a due time is in the past
 RETRY_AFTER_ERROR = timedelta(seconds=60)  # the run log itself was unreachable
-SHUTDOWN_TIMEOUT_SECONDS = 10.0  # let a run in progress record its outcome
+SHUTDOWN_TIMEOUT_SECONDS = 10.0  # let a run in progress stop and record its outcome
+SHUTTING_DOWN = "Interrupted: the process is shutting down ({why})"
 FORK_WAIT_SECONDS = 10.0  # how long a fork waits for the scheduler's step in progress
 THREAD_NAME = "maintenance-scheduler"
 FIRST_RESTART_DELAY_SECONDS = 1.0  # after a crash of the loop; doubles while it keeps crashing
@@ -71,6 +79,7 @@ class Scheduler:
         self.due: dict[str, datetime] = {}
         self.thread: threading.Thread | None = None
         self.busy = threading.RLock()  # held while a step runs; see `_hold_for_fork`
+        self.cancellation = Cancellation()  # of every run it starts; see `stop`
         self.health = SchedulerHealth()
 
     def describe(self) -> str:
@@ -121,7 +130,8 @@ class Scheduler:
         after each attempt: a thread that sleeps for an hour must not hold one."""
         now = clock.now()
         try:
-            outcome = run_task(task.name, Trigger.SCHEDULER)
+            with cancellable(self.cancellation):
+                outcome = run_task(task.name, Trigger.SCHEDULER)
             if outcome.failed and outcome.run_id is None:  # nothing could be recorded
                 error = outcome.error
                 log_event(logger, logging.ERROR, SCHEDULER_ERROR, task=task.name, error=error)
@@ -176,8 +186,13 @@ class Scheduler:
         log_event(logger, logging.ERROR, SCHEDULER_CRASHED, exc_info=True, **fields)
         return delay
 
-    def stop(self, timeout: float = SHUTDOWN_TIMEOUT_SECONDS) -> None:
+    def stop(
+        self, timeout: float = SHUTDOWN_TIMEOUT_SECONDS, why: str = "scheduler stopped"
+    ) -> None:
+        """Stop the loop and the run in progress, which is closed `failed` saying `why`;
+        wait up to `timeout` seconds for the thread to record it. Safe in a signal handler."""
         self.stop_event.set()
+        self.cancellation.cancel(SHUTTING_DOWN.format(why=why))
         if self.thread is not None and self.thread is not threading.current_thread():
             self.thread.join(timeout)
 

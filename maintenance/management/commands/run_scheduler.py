@@ -11,11 +11,12 @@ class Command(BaseCommand):
         "Run the maintenance scheduler in the foreground, for a dedicated worker container "
         "(then set IN_PROCESS_SCHEDULER=false on the web servers). Safe beside cron, the web "
         "servers' schedulers and other workers: each wakes at its tasks' ticks, and a tick "
-        "another trigger served or is serving is skipped. Stops cleanly on Ctrl-C or SIGTERM."
+        "another trigger served or is serving is skipped. Stops cleanly on Ctrl-C or SIGTERM: a "
+        "run in progress stops at its next batch or message and is recorded failed."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
         scheduler = Scheduler()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: scheduler.stop_event.set())
+            signal.signal(signum, lambda signum, _: scheduler.stop(why=signal.Signals(signum).name))
         scheduler.run_forever()

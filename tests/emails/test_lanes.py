@@ -401,3 +401,24 @@ def test_a_run_its_process_stops_hands_back_every_lanes_emails_at_once(server):
     )
     assert sent_to <= set(received)
     assert len(received) - len(sent_to) <= LANES  # the messages in flight, handed back
+
+
+@pytest.mark.postgres
+def test_a_cancelled_run_stops_every_lane_between_messages(lanes, server):
+    """The run's deadline cancelled mid-run (it lost its hold on its task, its scheduler is
+    stopping): every lane stops at its next message and hands its batch back."""
+    from maintenance.runs.deadlines import deadline_of
+
+    server.recorder.delay = 0.25  # 80 emails over four lanes take 5 s at the server
+    make_due(80)
+    with deadline_of(60) as deadline:
+        server.recorder.before_reply = lambda count: count == 8 and deadline.cancel("lost it")
+        with pytest.raises(TaskFailed) as failure:
+            process_scheduled_emails()
+
+    assert str(failure.value) == "lost it"
+    sent = failure.value.result["sent"]
+    assert LANES <= sent < 80
+    assert statuses() == {"sent": sent, "pending": 80 - sent}
+    assert {row.attempts for row in ScheduledEmail.objects.exclude(status="sent")} == {0}
+    exactly_once(server, sent)

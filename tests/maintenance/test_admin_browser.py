@@ -90,13 +90,16 @@ def browser() -> Iterator:
 
 def log_in(browser, live_server, django_user_model) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
 
     django_user_model.objects.create_superuser("ops", "ops@example.com", "a-long-password-1")
     browser.get(f"{live_server.url}/admin/login/?next=/admin/")
     browser.find_element(By.NAME, "username").send_keys("ops")
     browser.find_element(By.NAME, "password").send_keys("a-long-password-1")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    browser.find_element(By.ID, "site-name")
+    # The login page has a header too: wait for what only a signed-in page shows, so the
+    # next navigation cannot abort the login POST before its session cookie is set.
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.ID, "user-tools"))
 
 
 def test_admin_runs_pkce_cleanup_from_the_expired_states_list(

@@ -12,6 +12,10 @@ from maintenance.conf import (
     whole_number,
 )
 
+# Each connection is also a database connection held for the run (PostgreSQL allows 100 by
+# default, shared with the web workers).
+MAX_CONNECTIONS = 32
+
 email_settings = AppSettings(
     {
         "CLOUD_DEPLOY": Setting(
@@ -63,6 +67,13 @@ email_settings = AppSettings(
             100,
             "Emails claimed and sent per SMTP connection.",
             whole_number(1),
+            env=int,
+        ),
+        "SCHEDULED_EMAILS_CONNECTIONS": Setting(
+            8,
+            "Parallel connections (SMTP, or ESP API sessions) one run sends over, each with"
+            " its own database connection; 1 sends one message at a time.",
+            whole_number(1, MAX_CONNECTIONS),
             env=int,
         ),
         "SCHEDULED_EMAILS_LIMIT": Setting(

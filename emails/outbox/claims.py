@@ -12,13 +12,12 @@ use a conditional `UPDATE` per row that only succeeds if the row is still as it 
 Every transition after the claim is one `UPDATE` filtered on `status='sending'`, written
 the moment the outcome is known, so a crash loses at most the in-flight message's record.
 A run ended by its process (gunicorn's worker timeout, SIGTERM, Ctrl-C) hands its batch
-back at once rather than holding it for the lease (`handed_back_if_interrupted`).
+back at once rather than holding it for the lease (`hand_back`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, connection, transaction
@@ -118,17 +117,10 @@ def release(emails: list[ScheduledEmail]) -> None:
     ).update(status=EmailStatus.PENDING, claimed_until=None, attempts=F("attempts") - 1)
 
 
-@contextmanager
-def handed_back_if_interrupted(batch: list[ScheduledEmail]) -> Iterator[None]:
-    """When the process ends the run inside the block (SystemExit, KeyboardInterrupt,
-    SIGTERM), release the batch's rows still `sending` at once, no attempt counted, on a
-    new connection if the interrupted one is mid-query. The message in flight may then go
-    out again: the one repeat a crash allows. Should even that fail, the lease frees them."""
-    try:
-        yield
-    except Exception:
-        raise
-    except BaseException:
-        with suppress(DatabaseError):
-            on_a_working_connection(lambda: release(batch))
-        raise
+def hand_back(emails: list[ScheduledEmail]) -> None:
+    """When the process ends the run (SystemExit, KeyboardInterrupt, SIGTERM), release
+    the rows of `emails` still `sending` at once, no attempt counted, on a new connection
+    if the interrupted one is mid-query. A message in flight may then go out again: the
+    one repeat a crash allows. Should even that fail, the lease frees them."""
+    with suppress(DatabaseError):
+        on_a_working_connection(lambda: release(emails))

@@ -1,39 +1,69 @@
-"""Whether a claimed email may still go to its user, checked when a runner holds the row,
-just before it is sent, not only when it was scheduled.
+"""Whether a claimed email may still go to its user, decided by the database just before
+the message starts, not only when it was scheduled or claimed.
 
 Two verdicts, two outcomes: an *unreachable* user (opted out, deactivated, no address,
-address suppressed) cancels the email; an *undeliverable* address (one no retry can ever
-deliver to) fails it at once, with the reason.
+address suppressed, or the user is gone) cancels the email; an *undeliverable* address
+(one no retry can ever deliver to) fails it at once, with the reason.
+
+The unreachable verdict is one small `SELECT` on the email's row (`verdict_sql`). The
+sender folds it into the round trip it makes anyway for the previous message's "sent"
+record (`sent_status_writer.py`), so on PostgreSQL checking each message costs no round
+trip of its own; `unreachable_reason` runs it alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container
+from functools import cache
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import connection
 
-from emails.models import ScheduledEmail, normalize_address
-from emails.outbox.suppression import is_suppressed
+from emails.models import EmailPreference, EmailSuppression, ScheduledEmail
+
+USER_GONE = "user deleted"  # the row went with its user (cascade) while it was claimed
 
 
-def unreachable_reason(email: ScheduledEmail, suppressed: Container[str] | None = None) -> str:
-    """Why `email` must not be sent (its user opted out, was deactivated, has no address,
-    or the address is on the suppression list), or "" when it may go. `suppressed`, the
-    suppressed addresses among a batch's (`suppressed_among`), saves a query per email."""
-    user = email.user
-    preference = getattr(user, "email_preference", None)
-    if preference is not None and preference.onboarding_opt_out:
-        return "unsubscribed"
-    if not user.is_active:
-        return "user deactivated"
-    if not user.email:
-        return "user has no email address"
-    if suppressed is None and is_suppressed(user.email):
-        return "address suppressed"
-    if suppressed is not None and normalize_address(user.email) in suppressed:
-        return "address suppressed"
-    return ""
+class Unreachable(Exception):
+    """The email's user may no longer receive it; nothing of the message was sent."""
+
+
+@cache
+def verdict_sql(placeholder: str) -> str:
+    """A `SELECT` of one row and column: why the email whose id is `placeholder` must not
+    go now, or '' when it may. No row: the email (and its user) is gone."""
+    user = get_user_model()._meta
+    preference = EmailPreference._meta
+    opt_out = preference.get_field("onboarding_opt_out").column
+    return (  # table and column names come from model metadata; the id is a parameter
+        "SELECT CASE"  # noqa: S608
+        f" WHEN p.{opt_out} THEN 'unsubscribed'"
+        f" WHEN NOT u.{user.get_field('is_active').column} THEN 'user deactivated'"
+        f" WHEN u.{user.get_field('email').column} = '' THEN 'user has no email address'"
+        f" WHEN EXISTS (SELECT 1 FROM {EmailSuppression._meta.db_table} s"
+        f" WHERE s.address = LOWER(u.{user.get_field('email').column})) THEN 'address suppressed'"
+        " ELSE '' END"
+        f" FROM {ScheduledEmail._meta.db_table} e"
+        f" JOIN {user.db_table} u ON u.{user.pk.column} = e.user_id"
+        f" LEFT JOIN {preference.db_table} p ON p.{preference.get_field('user').column} = e.user_id"
+        f" WHERE e.id = {placeholder}"
+    )
+
+
+def unreachable_reason(email: ScheduledEmail) -> str:
+    """Why `email` must not be sent now (its user opted out, was deactivated or deleted,
+    has no address, or the address is on the suppression list), or "" when it may go.
+    One query, reading the database as it is now."""
+    with connection.cursor() as cursor:
+        cursor.execute(verdict_sql("%s"), [email_id(email)])
+        row = cursor.fetchone()
+    return USER_GONE if row is None else row[0]
+
+
+def email_id(email: ScheduledEmail):
+    """The email's id as this database stores it (a parameter of raw SQL)."""
+    return ScheduledEmail._meta.pk.get_db_prep_value(email.pk, connection)
 
 
 def undeliverable_reason(address: str) -> str:

@@ -97,6 +97,13 @@ class SmtpPipeline:
     def __init__(self, backend) -> None:
         self.backend = backend
 
+    def prepare(self, message: EmailMessage) -> PreparedMessage:
+        """`message` ready for this backend: serialised for the wire over SMTP; other
+        backends (an ESP's API) take the message object as it is."""
+        if isinstance(self.backend, SmtpBackend):
+            return prepare(message)
+        return PreparedMessage(message=message, sender="", recipients=[], data=b"")
+
     @property
     def smtp(self) -> smtplib.SMTP | None:
         smtp = getattr(self.backend, "connection", None)

@@ -8,7 +8,7 @@ each passes every `except Exception` and would leave the run `running`, its emai
 for their lease. The runner catches them around the task function: the run is closed
 `failed` with the reason, which frees its task, and the exception goes on, so the process
 still ends. The emails app hands its claimed emails back on the way up
-(`emails.outbox.claims.handed_back_if_interrupted`).
+(`emails.outbox.lanes`, through `emails.outbox.claims.hand_back`).
 """
 
 from __future__ import annotations

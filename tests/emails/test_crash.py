@@ -29,6 +29,7 @@ def test_killed_runner_loses_nothing_and_the_next_run_sends_the_rest(slow_smtp_s
         CLOUD_DEPLOY="true",
         EMAIL_URL=slow_smtp_server.url,
         SCHEDULED_EMAILS_BATCH_SIZE="50",
+        SCHEDULED_EMAILS_CONNECTIONS="1",  # one lane: one message in flight (see test_lanes)
         SCHEDULED_EMAILS_LEASE_SECONDS=str(LEASE_SECONDS),
         MAINTENANCE_LOCK_LEASE_SECONDS=str(LEASE_SECONDS),
     )

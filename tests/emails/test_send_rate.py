@@ -62,6 +62,9 @@ def test_four_concurrent_runners_together_keep_to_the_rate(
     rate = 20
     make_due(160)
     env = {"EMAIL_URL": clocked_server.url, "EMAIL_SEND_RATE": str(rate), "LOG_LEVEL": "ERROR"}
+    # one lane each, so the first runner does not claim everything before the others start
+    # (lanes sharing the rate: tests/emails/test_lanes.py)
+    env["SCHEDULED_EMAILS_CONNECTIONS"] = "1"
 
     start = StartLine(tmp_path)
     runners = [start.manage("shell", "-c", SERVICE, **env) for _ in range(4)]

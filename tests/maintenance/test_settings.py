@@ -42,6 +42,8 @@ BAD_VALUES = [
     ("MAINTENANCE_LOCK_LEASE_SECONDS", "-1", "a whole number from 1"),
     ("PKCE_CLEANUP_INTERVAL_SECONDS", "600", "set PKCE_CLEANUP_CRON instead"),
     ("SCHEDULED_EMAILS_BATCH_SIZE", "0", "a whole number from 1"),
+    ("SCHEDULED_EMAILS_CONNECTIONS", "0", "a whole number from 1 to 32"),
+    ("SCHEDULED_EMAILS_CONNECTIONS", "100", "a whole number from 1 to 32"),
     ("SCHEDULED_EMAILS_MAX_ATTEMPTS", "-1", "a whole number from 1"),
     ("SCHEDULED_EMAILS_MAX_SECONDS", "inf", "a number greater than 0"),
     ("MAINTENANCE_HTTP_BUDGET_SECONDS", "0", "a number greater than 0"),
@@ -55,7 +57,9 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "value", "accepted"), BAD_VALUES, ids=[v[0] for v in BAD_VALUES])
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"), BAD_VALUES, ids=[f"{v[0]}={v[1]}" for v in BAD_VALUES]
+)
 def test_a_bad_value_stops_a_task_command_with_one_line(name, value, accepted):
     make_state("a", expired=True)
 
